@@ -1,0 +1,397 @@
+//! Key parsing and JWS signature verification for Bouncer.
+//!
+//! Keys are parsed once, at configuration time ([`Key::hmac`], [`Key::from_pem`],
+//! [`Key::from_jwk`]); [`Key::verify`] is the per-request hot path. This crate does no
+//! JWS framing: the caller splits the compact token, picks the [`Alg`] from the header
+//! and hands over the signing input and the base64url-decoded signature.
+//!
+//! Every algorithm goes through the `jwt_compact::Algorithm` trait (jwt-compact's
+//! HMACs, RSA, ES256 and Ed25519, plus this crate's own ES384 on `p384`), dispatched
+//! in exactly one place: [`Key::verify`].
+//!
+//! Policy worth knowing:
+//! - RSA moduli from 1024 to 16384 bits are accepted (1024 only for legacy keys; the
+//!   config layer may want to warn). Exponent checks are the `rsa` crate's: odd, at
+//!   least 3, at most 2^33 - 1, below the modulus.
+//! - ECDSA signatures must be raw `r || s` (64 bytes for ES256, 96 for ES384); DER is
+//!   rejected. High-S signatures are *accepted* (like OpenSSL and PyJWT): ECDSA
+//!   verification as specified has no low-S rule, and JWS does not add one.
+//! - Ed25519 keys that are not canonical curve points or have small order are
+//!   rejected when parsed; signature checks are ed25519-compact's (canonical S).
+//! - HMAC secrets of any length (even empty) are accepted here.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![forbid(unsafe_code)]
+
+mod es384;
+mod jwk;
+mod pem;
+
+use std::fmt;
+use std::sync::Arc;
+
+use jwt_compact::alg::{
+    Ed25519, Es256, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key, Rsa, RsaPublicKey,
+};
+use jwt_compact::{Algorithm, AlgorithmSignature};
+use rsa::traits::PublicKeyParts;
+use rsa::BigUint;
+
+use crate::es384::Es384;
+
+/// JWS algorithms Bouncer accepts. `none` is never one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Alg {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+impl Alg {
+    /// Every algorithm, in declaration order.
+    pub const ALL: [Alg; 12] = [
+        Alg::HS256,
+        Alg::HS384,
+        Alg::HS512,
+        Alg::RS256,
+        Alg::RS384,
+        Alg::RS512,
+        Alg::PS256,
+        Alg::PS384,
+        Alg::PS512,
+        Alg::ES256,
+        Alg::ES384,
+        Alg::EdDSA,
+    ];
+
+    /// Exact, case-sensitive JOSE name ("HS256", ..., "EdDSA"). Anything else
+    /// (including "none" and "hs256") gives `None`.
+    pub fn parse(name: &str) -> Option<Alg> {
+        Alg::ALL.into_iter().find(|alg| alg.name() == name)
+    }
+
+    /// The JOSE name, e.g. "RS256".
+    pub fn name(self) -> &'static str {
+        match self {
+            Alg::HS256 => "HS256",
+            Alg::HS384 => "HS384",
+            Alg::HS512 => "HS512",
+            Alg::RS256 => "RS256",
+            Alg::RS384 => "RS384",
+            Alg::RS512 => "RS512",
+            Alg::PS256 => "PS256",
+            Alg::PS384 => "PS384",
+            Alg::PS512 => "PS512",
+            Alg::ES256 => "ES256",
+            Alg::ES384 => "ES384",
+            Alg::EdDSA => "EdDSA",
+        }
+    }
+
+    /// Whether this is one of the HMAC algorithms (HS256/384/512).
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Alg::HS256 | Alg::HS384 | Alg::HS512)
+    }
+}
+
+impl fmt::Display for Alg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a key could not be parsed. `Display` gives a short lowercase message fit for a
+/// config error; it never contains key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError(std::borrow::Cow<'static, str>);
+
+impl KeyError {
+    pub(crate) const fn new(message: &'static str) -> KeyError {
+        KeyError(std::borrow::Cow::Borrowed(message))
+    }
+
+    pub(crate) fn owned(message: String) -> KeyError {
+        KeyError(std::borrow::Cow::Owned(message))
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// Smallest RSA modulus accepted, in bits.
+pub(crate) const RSA_MIN_BITS: usize = 1024;
+/// Largest RSA modulus accepted, in bits.
+pub(crate) const RSA_MAX_BITS: usize = 16384;
+
+/// An HMAC secret, keyed once for each hash.
+pub(crate) struct HmacKeys {
+    hs256: Hs256Key,
+    hs384: Hs384Key,
+    hs512: Hs512Key,
+}
+
+impl HmacKeys {
+    pub(crate) fn new(secret: &[u8]) -> HmacKeys {
+        HmacKeys {
+            hs256: Hs256Key::new(secret),
+            hs384: Hs384Key::new(secret),
+            hs512: Hs512Key::new(secret),
+        }
+    }
+}
+
+/// An RSA public key plus its modulus as big-endian bytes of the key's size, used to
+/// reject signature values >= n up front (the `rsa` crate's PSS path does not).
+pub(crate) struct RsaKey {
+    key: RsaPublicKey,
+    modulus: Box<[u8]>,
+}
+
+// Lives behind the Arc in `Key`, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Inner {
+    Oct(HmacKeys),
+    Rsa(RsaKey),
+    P256(p256::ecdsa::VerifyingKey),
+    P384(p384::ecdsa::VerifyingKey),
+    Ed25519(ed25519_compact::PublicKey),
+}
+
+/// A parsed verification key. Cheap to clone (shared), `Send + Sync`; `Debug` shows
+/// only the kind of key.
+#[derive(Clone)]
+pub struct Key(Arc<Inner>);
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("Key");
+        out.field("kind", &self.kind());
+        if let Inner::Rsa(rsa) = &*self.0 {
+            out.field("bits", &rsa.key.n().bits());
+        }
+        out.finish()
+    }
+}
+
+impl Key {
+    fn from_inner(inner: Inner) -> Key {
+        Key(Arc::new(inner))
+    }
+
+    /// An HMAC secret (raw bytes). An empty secret is allowed by this layer.
+    pub fn hmac(secret: &[u8]) -> Key {
+        Key::from_inner(Inner::Oct(HmacKeys::new(secret)))
+    }
+
+    /// A PEM public key: SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`) holding RSA, EC
+    /// P-256, EC P-384 or Ed25519, or PKCS#1 (`BEGIN RSA PUBLIC KEY`). Surrounding
+    /// whitespace and CR LF line ends are fine.
+    pub fn from_pem(pem: &str) -> Result<Key, KeyError> {
+        pem::parse(pem).map(Key::from_inner)
+    }
+
+    /// A JWK (RFC 7517): kty "RSA" (n, e), "EC" (crv P-256 / P-384, x, y), "OKP"
+    /// (crv Ed25519, x) or "oct" (k). Members are base64url, padded or not. Private
+    /// members are ignored.
+    pub fn from_jwk(jwk: &serde_json::Value) -> Result<Key, KeyError> {
+        jwk::parse(jwk).map(Key::from_inner)
+    }
+
+    /// Whether this key can verify `alg` at all: oct -> HS*, RSA -> RS*/PS*,
+    /// P-256 -> ES256, P-384 -> ES384, Ed25519 -> EdDSA.
+    pub fn fits(&self, alg: Alg) -> bool {
+        match &*self.0 {
+            Inner::Oct(_) => alg.is_hmac(),
+            Inner::Rsa(_) => matches!(
+                alg,
+                Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512
+            ),
+            Inner::P256(_) => alg == Alg::ES256,
+            Inner::P384(_) => alg == Alg::ES384,
+            Inner::Ed25519(_) => alg == Alg::EdDSA,
+        }
+    }
+
+    /// Verifies a JWS signature. `signing_input` is the ASCII `header_b64.payload_b64`,
+    /// `signature` the base64url-decoded signature. False (never a panic) when the key
+    /// does not fit `alg`, when the signature has the wrong length or form (ECDSA must
+    /// be raw `r || s`), or when it does not verify. HMAC comparison is constant-time.
+    pub fn verify(&self, alg: Alg, signing_input: &[u8], signature: &[u8]) -> bool {
+        let (msg, sig) = (signing_input, signature);
+        // The one dispatch from (key, alg) to a backend.
+        match (&*self.0, alg) {
+            (Inner::Oct(k), Alg::HS256) => check(&Hs256, &k.hs256, msg, sig),
+            (Inner::Oct(k), Alg::HS384) => check(&Hs384, &k.hs384, msg, sig),
+            (Inner::Oct(k), Alg::HS512) => check(&Hs512, &k.hs512, msg, sig),
+            (Inner::Rsa(k), Alg::RS256) => check_rsa(Rsa::rs256(), k, msg, sig),
+            (Inner::Rsa(k), Alg::RS384) => check_rsa(Rsa::rs384(), k, msg, sig),
+            (Inner::Rsa(k), Alg::RS512) => check_rsa(Rsa::rs512(), k, msg, sig),
+            (Inner::Rsa(k), Alg::PS256) => check_rsa(Rsa::ps256(), k, msg, sig),
+            (Inner::Rsa(k), Alg::PS384) => check_rsa(Rsa::ps384(), k, msg, sig),
+            (Inner::Rsa(k), Alg::PS512) => check_rsa(Rsa::ps512(), k, msg, sig),
+            (Inner::P256(k), Alg::ES256) => check(&Es256, k, msg, sig),
+            (Inner::P384(k), Alg::ES384) => check(&Es384, k, msg, sig),
+            (Inner::Ed25519(k), Alg::EdDSA) => check(&Ed25519, k, msg, sig),
+            _ => false,
+        }
+    }
+
+    /// Short kind for logs and metadata: "oct", "RSA", "EC P-256", "EC P-384",
+    /// "OKP Ed25519".
+    pub fn kind(&self) -> &'static str {
+        match &*self.0 {
+            Inner::Oct(_) => "oct",
+            Inner::Rsa(_) => "RSA",
+            Inner::P256(_) => "EC P-256",
+            Inner::P384(_) => "EC P-384",
+            Inner::Ed25519(_) => "OKP Ed25519",
+        }
+    }
+}
+
+/// Runs one algorithm through the `jwt_compact::Algorithm` trait. The length is checked
+/// first: some `try_from_slice` implementations assume it.
+fn check<A: Algorithm>(alg: &A, key: &A::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+    if let Some(len) = <A::Signature as AlgorithmSignature>::LENGTH {
+        if signature.len() != len.get() {
+            return false;
+        }
+    }
+    match A::Signature::try_from_slice(signature) {
+        Ok(signature) => alg.verify_signature(&signature, key, message),
+        Err(_) => false,
+    }
+}
+
+/// RSA goes through [`check`] too, after requiring exactly k bytes holding a value
+/// below the modulus (big-endian of equal length, so byte order is numeric order).
+fn check_rsa(alg: Rsa, key: &RsaKey, message: &[u8], signature: &[u8]) -> bool {
+    signature.len() == key.modulus.len()
+        && signature < &*key.modulus
+        && check(&alg, &key.key, message, signature)
+}
+
+/// Builds an RSA key from big-endian modulus and exponent bytes (leading zeros fine),
+/// applying the size policy.
+pub(crate) fn rsa_key(n: &[u8], e: &[u8]) -> Result<Inner, KeyError> {
+    let n = BigUint::from_bytes_be(n);
+    let e = BigUint::from_bytes_be(e);
+    let bits = n.bits();
+    if bits < RSA_MIN_BITS {
+        return Err(KeyError::owned(format!(
+            "RSA modulus too small ({bits} bits, at least {RSA_MIN_BITS} needed)"
+        )));
+    }
+    if bits > RSA_MAX_BITS {
+        return Err(KeyError::owned(format!(
+            "RSA modulus too large ({bits} bits, at most {RSA_MAX_BITS} allowed)"
+        )));
+    }
+    let key = RsaPublicKey::new_with_max_size(n, e, RSA_MAX_BITS).map_err(|err| match err {
+        rsa::Error::InvalidModulus | rsa::Error::ModulusTooLarge => {
+            KeyError::new("invalid RSA modulus")
+        }
+        _ => KeyError::new("invalid RSA public exponent"),
+    })?;
+    let modulus = left_pad(&key.n().to_bytes_be(), key.size())?;
+    Ok(Inner::Rsa(RsaKey {
+        key,
+        modulus: modulus.into_boxed_slice(),
+    }))
+}
+
+/// Left-pads big-endian `bytes` with zeros to `len`; an error if it is longer.
+pub(crate) fn left_pad(bytes: &[u8], len: usize) -> Result<Vec<u8>, KeyError> {
+    let pad = len
+        .checked_sub(bytes.len())
+        .ok_or(KeyError::new("integer too long for the key size"))?;
+    let mut out = vec![0_u8; pad];
+    out.extend_from_slice(bytes);
+    Ok(out)
+}
+
+/// An EC P-256 key from a SEC1 point.
+pub(crate) fn p256_key(sec1: &[u8]) -> Result<Inner, KeyError> {
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(sec1)
+        .map(Inner::P256)
+        .map_err(|_| KeyError::new("invalid EC P-256 public key"))
+}
+
+/// An EC P-384 key from a SEC1 point.
+pub(crate) fn p384_key(sec1: &[u8]) -> Result<Inner, KeyError> {
+    p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1)
+        .map(Inner::P384)
+        .map_err(|_| KeyError::new("invalid EC P-384 public key"))
+}
+
+/// An Ed25519 key from its 32 bytes; non-canonical and small-order points are refused.
+pub(crate) fn ed25519_key(raw: &[u8]) -> Result<Inner, KeyError> {
+    let key = ed25519_compact::PublicKey::from_slice(raw)
+        .map_err(|_| KeyError::new("invalid Ed25519 public key length"))?;
+    key.validate()
+        .map_err(|_| KeyError::new("invalid Ed25519 public key"))?;
+    Ok(Inner::Ed25519(key))
+}
+
+/// SHA-256 digest.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
+}
+
+/// Constant-time equality of two byte strings (the length may leak, contents do not).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_send_sync_clone() {
+        fn assert_traits<T: Send + Sync + Clone + 'static>() {}
+        assert_traits::<Key>();
+        assert_traits::<KeyError>();
+    }
+
+    #[test]
+    fn left_pad_pads_and_refuses_overflow() {
+        assert_eq!(left_pad(&[1, 2], 4).unwrap(), vec![0, 0, 1, 2]);
+        assert_eq!(left_pad(&[1, 2], 2).unwrap(), vec![1, 2]);
+        assert!(left_pad(&[1, 2, 3], 2).is_err());
+    }
+
+    #[test]
+    fn hmac_wrong_length_never_panics() {
+        let key = Key::hmac(b"secret");
+        for alg in [Alg::HS256, Alg::HS384, Alg::HS512] {
+            for len in [0, 1, 31, 32, 33, 47, 48, 49, 63, 64, 65, 200] {
+                assert!(!key.verify(alg, b"a.b", &vec![0_u8; len]));
+            }
+        }
+    }
+}

@@ -1,0 +1,861 @@
+//! Configuration: parse the operator's JSON, validate it, and compile it once into a [`Policy`].
+//!
+//! Every error names the JSON path of the offending field, e.g.
+//! `consumers[2].jwt_secrets[0].rsa_public_key: not a PEM public key`. Keys, secrets and
+//! regexes are parsed here, never per request.
+
+pub mod raw;
+
+use crate::access::{Permissions, Route, RouteSet};
+use crate::jwks::{KeySet, KeySetMode};
+use base64::Engine as _;
+use bouncer_crypto::{Alg, Key};
+use raw::{RawConfig, RawConsumer, RawJwtSecret, RawRoute};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+/// The identity headers of CONTRACT.md section 3, always reserved.
+pub const IDENTITY_HEADERS: [&str; 6] = [
+    "x-consumer-id",
+    "x-consumer-username",
+    "x-consumer-custom-id",
+    "x-credential-identifier",
+    "x-consumer-groups",
+    "x-anonymous-consumer",
+];
+
+/// A configuration error: the JSON path of the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A consumer, compiled.
+#[derive(Debug)]
+pub struct Consumer {
+    pub username: String,
+    pub id: String,
+    pub custom_id: Option<String>,
+    pub groups: Vec<String>,
+    /// `X-Consumer-Groups` value (comma-space joined), `None` without groups or when hidden.
+    pub groups_header: Option<String>,
+    /// The consumer's own routes plus those of its groups; empty means unrestricted.
+    pub routes: RouteSet,
+    /// Tokens with `iat` before this (or without `iat`) are revoked; 0 disables.
+    pub issued_before: f64,
+}
+
+impl Consumer {
+    /// Whether the consumer is in any of `groups`.
+    pub fn in_any(&self, groups: &[String]) -> bool {
+        self.groups.iter().any(|g| groups.contains(g))
+    }
+}
+
+/// A JWT credential: which consumer it belongs to, its algorithm and its key.
+#[derive(Debug)]
+pub struct JwtCredential {
+    pub consumer: usize,
+    pub key_id: String,
+    pub alg: Alg,
+    pub key: Key,
+}
+
+/// An API key credential.
+#[derive(Debug)]
+pub struct ApiKeyCredential {
+    pub consumer: usize,
+    pub id: Option<String>,
+    pub digest: [u8; 32],
+}
+
+/// Kong's `acl` plugin semantics.
+#[derive(Debug)]
+pub enum Acl {
+    Allow(Vec<String>),
+    Deny(Vec<String>),
+}
+
+/// Where a JWKS provider's keys come from.
+#[derive(Debug)]
+pub enum KeySource {
+    /// Keys given in the configuration.
+    Local(KeySet),
+    /// Keys fetched from an endpoint with `dispatch_http_call`.
+    Remote(RemoteJwks),
+}
+
+/// A remote JWKS endpoint.
+#[derive(Debug, Clone)]
+pub struct RemoteJwks {
+    pub upstream: String,
+    pub authority: String,
+    pub path: String,
+    pub refresh_seconds: u64,
+    pub timeout_ms: u64,
+}
+
+/// A JWKS identity provider.
+#[derive(Debug)]
+pub struct Provider {
+    pub issuer: String,
+    pub consumer: usize,
+    pub audiences: Vec<String>,
+    pub source: KeySource,
+}
+
+/// The authorization callout (CONTRACT.md section 4).
+#[derive(Debug, Clone)]
+pub struct AuthzCallout {
+    pub upstream: String,
+    pub authority: String,
+    pub path: String,
+    pub timeout_ms: u64,
+    pub cache_ttl_seconds: u64,
+    pub status_on_error: u16,
+    pub failure_mode_allow: bool,
+    pub allowed_headers: Vec<String>,
+}
+
+/// The compiled configuration. Built once per `on_configure`; shared by every request.
+#[derive(Debug)]
+pub struct Policy {
+    pub header_names: Vec<String>,
+    pub uri_param_names: Vec<String>,
+    pub cookie_names: Vec<String>,
+    pub key_names: Vec<String>,
+    pub key_claim_name: String,
+    pub verify_exp: bool,
+    pub verify_nbf: bool,
+    pub maximum_expiration: f64,
+    pub clock_skew: f64,
+    pub audiences: Vec<String>,
+    pub realm: Option<String>,
+    pub anonymous: Option<usize>,
+    pub run_on_preflight: bool,
+    pub hide_credentials: bool,
+    pub consumers: Vec<Consumer>,
+    pub jwt_credentials: HashMap<String, JwtCredential>,
+    pub api_keys: HashMap<[u8; 32], ApiKeyCredential>,
+    pub acl: Option<Acl>,
+    pub claims_to_headers: Vec<(String, String)>,
+    pub forward_payload_header: Option<String>,
+    pub revoked_jti: HashSet<String>,
+    pub subjects_issued_before: HashMap<String, f64>,
+    pub max_token_bytes: usize,
+    /// Every header name a client may never send through (lowercase).
+    pub reserved: Vec<String>,
+    pub providers: Vec<Provider>,
+    pub permissions: Option<Permissions>,
+    pub permissions_claim: String,
+    pub skip_groups: Vec<String>,
+    pub authz: Option<AuthzCallout>,
+}
+
+impl Policy {
+    /// Parse and compile a configuration string. An empty string is the empty object.
+    pub fn from_json(text: &str) -> Result<Policy, ConfigError> {
+        let text = if text.trim().is_empty() { "{}" } else { text };
+        if !text.trim_start().starts_with('{') {
+            return Err(ConfigError::new(
+                "",
+                "the configuration must be a JSON object",
+            ));
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            ConfigError::new(path, strip_position(&e.inner().to_string()))
+        })?;
+        de.end()
+            .map_err(|e| ConfigError::new("", strip_position(&e.to_string())))?;
+        compile(raw)
+    }
+
+    /// Index of the provider for an issuer, if any.
+    pub fn provider_for(&self, issuer: &str) -> Option<usize> {
+        self.providers.iter().position(|p| p.issuer == issuer)
+    }
+}
+
+/// serde_json appends " at line L column C": keep it, it helps, but drop it for path errors
+/// where the path already says where.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg.get(..i).unwrap_or(msg).to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// Whether `name` is a valid HTTP header field name (RFC 9110 token), lowercase.
+fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
+fn header_name(path: String, name: &str) -> Result<String, ConfigError> {
+    let lower = name.to_ascii_lowercase();
+    if valid_header_name(&lower) {
+        Ok(lower)
+    } else {
+        Err(ConfigError::new(path, "not a valid header name"))
+    }
+}
+
+fn header_names(field: &str, names: &[String]) -> Result<Vec<String>, ConfigError> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| header_name(format!("{field}[{i}]"), n))
+        .collect()
+}
+
+fn non_empty_names(field: &str, names: &[String]) -> Result<Vec<String>, ConfigError> {
+    for (i, n) in names.iter().enumerate() {
+        if n.is_empty() {
+            return Err(ConfigError::new(
+                format!("{field}[{i}]"),
+                "must not be empty",
+            ));
+        }
+    }
+    Ok(names.to_vec())
+}
+
+fn finite_non_negative(path: &str, v: f64) -> Result<f64, ConfigError> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(ConfigError::new(path, "must be a non-negative number"))
+    }
+}
+
+/// Decode a base64 secret in the standard or URL-safe alphabet, padded or not.
+fn decode_base64_secret(s: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::DecodePaddingMode;
+    let cfg = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    let standard = GeneralPurpose::new(&base64::alphabet::STANDARD, cfg);
+    let url = GeneralPurpose::new(&base64::alphabet::URL_SAFE, cfg);
+    let s = s.trim();
+    standard.decode(s).ok().or_else(|| url.decode(s).ok())
+}
+
+fn compile_route(path: &str, r: &RawRoute) -> Result<Route, ConfigError> {
+    Route::new(&r.methods, &r.path)
+        .map_err(|(field, msg)| ConfigError::new(format!("{path}.{field}"), msg))
+}
+
+fn compile_routes(path: &str, routes: &[RawRoute]) -> Result<Vec<Route>, ConfigError> {
+    routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| compile_route(&format!("{path}[{i}]"), r))
+        .collect()
+}
+
+fn compile_jwt_secret(path: &str, s: &RawJwtSecret) -> Result<(Alg, Key), ConfigError> {
+    if s.key.is_empty() {
+        return Err(ConfigError::new(format!("{path}.key"), "must not be empty"));
+    }
+    let alg = Alg::parse(&s.algorithm).ok_or_else(|| {
+        ConfigError::new(
+            format!("{path}.algorithm"),
+            "must be one of HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA",
+        )
+    })?;
+    // Exactly the key field that fits the algorithm family, or `jwk`.
+    let (field, given): (&str, Option<&String>) = if alg.is_hmac() {
+        ("secret", s.secret.as_ref())
+    } else if matches!(
+        alg,
+        Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512
+    ) {
+        ("rsa_public_key", s.rsa_public_key.as_ref())
+    } else {
+        ("public_key", s.public_key.as_ref())
+    };
+    for (other, present) in [
+        ("secret", s.secret.is_some()),
+        ("rsa_public_key", s.rsa_public_key.is_some()),
+        ("public_key", s.public_key.is_some()),
+    ] {
+        if present && other != field {
+            return Err(ConfigError::new(
+                format!("{path}.{other}"),
+                format!("not used with algorithm {}", alg.name()),
+            ));
+        }
+    }
+    if s.secret_is_base64 && !alg.is_hmac() {
+        return Err(ConfigError::new(
+            format!("{path}.secret_is_base64"),
+            format!("not used with algorithm {}", alg.name()),
+        ));
+    }
+    let key = match (given, &s.jwk) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                format!("{path}.jwk"),
+                format!("give either {field} or jwk, not both"),
+            ))
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                format!("{path}.{field}"),
+                format!("required for algorithm {}", alg.name()),
+            ))
+        }
+        (Some(v), None) if alg.is_hmac() => {
+            let bytes = if s.secret_is_base64 {
+                decode_base64_secret(v)
+                    .ok_or_else(|| ConfigError::new(format!("{path}.secret"), "not valid base64"))?
+            } else {
+                v.as_bytes().to_vec()
+            };
+            if bytes.is_empty() {
+                return Err(ConfigError::new(
+                    format!("{path}.secret"),
+                    "must not be empty",
+                ));
+            }
+            Key::hmac(&bytes)
+        }
+        (Some(v), None) => Key::from_pem(v)
+            .map_err(|e| ConfigError::new(format!("{path}.{field}"), e.to_string()))?,
+        (None, Some(jwk)) => Key::from_jwk(jwk)
+            .map_err(|e| ConfigError::new(format!("{path}.jwk"), e.to_string()))?,
+    };
+    if !key.fits(alg) {
+        let f = if s.jwk.is_some() { "jwk" } else { field };
+        return Err(ConfigError::new(
+            format!("{path}.{f}"),
+            format!("a {} key cannot verify {}", key.kind(), alg.name()),
+        ));
+    }
+    Ok((alg, key))
+}
+
+fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let hi = (*pair.first()? as char).to_digit(16)?;
+        let lo = (*pair.get(1)? as char).to_digit(16)?;
+        *o = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    Some(out)
+}
+
+struct Built {
+    consumers: Vec<Consumer>,
+    jwt_credentials: HashMap<String, JwtCredential>,
+    api_keys: HashMap<[u8; 32], ApiKeyCredential>,
+}
+
+fn compile_consumers(
+    raw: &[RawConsumer],
+    group_routes: &HashMap<String, Vec<Route>>,
+    hide_groups_header: bool,
+) -> Result<Built, ConfigError> {
+    let mut consumers = Vec::with_capacity(raw.len());
+    let mut jwt_credentials = HashMap::new();
+    let mut api_keys = HashMap::new();
+    let mut usernames = HashSet::new();
+    let mut ids = HashSet::new();
+    for (ci, c) in raw.iter().enumerate() {
+        let path = format!("consumers[{ci}]");
+        if c.username.is_empty() {
+            return Err(ConfigError::new(
+                format!("{path}.username"),
+                "must not be empty",
+            ));
+        }
+        if !usernames.insert(c.username.clone()) {
+            return Err(ConfigError::new(
+                format!("{path}.username"),
+                format!("duplicate username '{}'", c.username),
+            ));
+        }
+        let id = c.id.clone().unwrap_or_else(|| c.username.clone());
+        if id.is_empty() {
+            return Err(ConfigError::new(format!("{path}.id"), "must not be empty"));
+        }
+        if !ids.insert(id.clone()) {
+            return Err(ConfigError::new(
+                format!("{path}.id"),
+                format!("duplicate id '{id}'"),
+            ));
+        }
+        for (field, v) in [("username", &c.username), ("id", &id)] {
+            if !header_value_ok(v) {
+                return Err(ConfigError::new(
+                    format!("{path}.{field}"),
+                    "must not contain control characters",
+                ));
+            }
+        }
+        if let Some(cid) = &c.custom_id {
+            if !header_value_ok(cid) {
+                return Err(ConfigError::new(
+                    format!("{path}.custom_id"),
+                    "must not contain control characters",
+                ));
+            }
+        }
+        let groups = non_empty_names(&format!("{path}.groups"), &c.groups)?;
+        for (gi, g) in groups.iter().enumerate() {
+            if !header_value_ok(g) || g.contains(',') {
+                return Err(ConfigError::new(
+                    format!("{path}.groups[{gi}]"),
+                    "must not contain commas or control characters",
+                ));
+            }
+        }
+        let mut routes = compile_routes(&format!("{path}.routes"), &c.routes)?;
+        for g in &groups {
+            if let Some(rs) = group_routes.get(g) {
+                routes.extend(rs.iter().cloned());
+            }
+        }
+        let issued_before = finite_non_negative(&format!("{path}.issued_before"), c.issued_before)?;
+        for (si, s) in c.jwt_secrets.iter().enumerate() {
+            let spath = format!("{path}.jwt_secrets[{si}]");
+            let (alg, key) = compile_jwt_secret(&spath, s)?;
+            if jwt_credentials.contains_key(&s.key) {
+                return Err(ConfigError::new(
+                    format!("{spath}.key"),
+                    format!("duplicate credential key '{}'", s.key),
+                ));
+            }
+            jwt_credentials.insert(
+                s.key.clone(),
+                JwtCredential {
+                    consumer: ci,
+                    key_id: s.key.clone(),
+                    alg,
+                    key,
+                },
+            );
+        }
+        for (ki, k) in c.keyauth_credentials.iter().enumerate() {
+            let kpath = format!("{path}.keyauth_credentials[{ki}]");
+            let digest = parse_hex32(&k.key_sha256).ok_or_else(|| {
+                ConfigError::new(
+                    format!("{kpath}.key_sha256"),
+                    "must be 64 hexadecimal characters (the SHA-256 of the key)",
+                )
+            })?;
+            if let Some(id) = &k.id {
+                if id.is_empty() || !header_value_ok(id) {
+                    return Err(ConfigError::new(
+                        format!("{kpath}.id"),
+                        "must be non-empty without control characters",
+                    ));
+                }
+            }
+            if api_keys.contains_key(&digest) {
+                return Err(ConfigError::new(
+                    format!("{kpath}.key_sha256"),
+                    "duplicate API key",
+                ));
+            }
+            api_keys.insert(
+                digest,
+                ApiKeyCredential {
+                    consumer: ci,
+                    id: k.id.clone(),
+                    digest,
+                },
+            );
+        }
+        let groups_header = if groups.is_empty() || hide_groups_header {
+            None
+        } else {
+            Some(groups.join(", "))
+        };
+        consumers.push(Consumer {
+            username: c.username.clone(),
+            id,
+            custom_id: c.custom_id.clone(),
+            groups,
+            groups_header,
+            routes: RouteSet::new(routes),
+            issued_before,
+        });
+    }
+    Ok(Built {
+        consumers,
+        jwt_credentials,
+        api_keys,
+    })
+}
+
+/// Whether a configured value may go into a header as is.
+fn header_value_ok(v: &str) -> bool {
+    !v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+}
+
+fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
+    let header_names_v = header_names("header_names", &raw.header_names)?;
+    let uri_param_names = non_empty_names("uri_param_names", &raw.uri_param_names)?;
+    let cookie_names = non_empty_names("cookie_names", &raw.cookie_names)?;
+    let key_names = header_names("key_names", &raw.key_names)?;
+    if raw.key_claim_name.is_empty() {
+        return Err(ConfigError::new("key_claim_name", "must not be empty"));
+    }
+    let mut verify_exp = false;
+    let mut verify_nbf = false;
+    for (i, c) in raw.claims_to_verify.iter().enumerate() {
+        match c.as_str() {
+            "exp" => verify_exp = true,
+            "nbf" => verify_nbf = true,
+            _ => {
+                return Err(ConfigError::new(
+                    format!("claims_to_verify[{i}]"),
+                    "must be one of exp, nbf",
+                ))
+            }
+        }
+    }
+    let maximum_expiration = finite_non_negative("maximum_expiration", raw.maximum_expiration)?;
+    let clock_skew = finite_non_negative("clock_skew_seconds", raw.clock_skew_seconds)?;
+    let audiences = non_empty_names("audiences", &raw.audiences)?;
+    if let Some(realm) = &raw.realm {
+        if realm.contains('"') || realm.contains('\\') || !header_value_ok(realm) {
+            return Err(ConfigError::new(
+                "realm",
+                "must not contain quotes, backslashes or control characters",
+            ));
+        }
+    }
+    if raw.max_token_bytes == 0 {
+        return Err(ConfigError::new("max_token_bytes", "must be at least 1"));
+    }
+    let max_token_bytes = usize::try_from(raw.max_token_bytes).unwrap_or(usize::MAX);
+
+    let (acl, hide_groups_header) = match &raw.acl {
+        None => (None, false),
+        Some(a) => {
+            let acl = match (&a.allow, &a.deny) {
+                (Some(allow), None) => Acl::Allow(non_empty_names("acl.allow", allow)?),
+                (None, Some(deny)) => Acl::Deny(non_empty_names("acl.deny", deny)?),
+                _ => {
+                    return Err(ConfigError::new(
+                        "acl",
+                        "exactly one of allow and deny is required",
+                    ))
+                }
+            };
+            (Some(acl), a.hide_groups_header)
+        }
+    };
+
+    let mut group_routes = HashMap::new();
+    for (g, rs) in &raw.group_routes {
+        group_routes.insert(g.clone(), compile_routes(&format!("group_routes.{g}"), rs)?);
+    }
+
+    let built = compile_consumers(&raw.consumers, &group_routes, hide_groups_header)?;
+    let by_username: HashMap<&str, usize> = built
+        .consumers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.username.as_str(), i))
+        .collect();
+
+    let anonymous = match &raw.anonymous {
+        None => None,
+        Some(name) => Some(*by_username.get(name.as_str()).ok_or_else(|| {
+            ConfigError::new("anonymous", format!("no consumer with username '{name}'"))
+        })?),
+    };
+
+    // Reserved headers: identity, claims_to_headers, forwarded payload, authz headers.
+    let mut reserved: Vec<String> = IDENTITY_HEADERS.iter().map(|s| (*s).to_owned()).collect();
+    let mut claims_to_headers = Vec::new();
+    for (i, ch) in raw.claims_to_headers.iter().enumerate() {
+        if ch.claim.is_empty() {
+            return Err(ConfigError::new(
+                format!("claims_to_headers[{i}].claim"),
+                "must not be empty",
+            ));
+        }
+        let h = header_name(format!("claims_to_headers[{i}].header"), &ch.header)?;
+        reserved.push(h.clone());
+        claims_to_headers.push((ch.claim.clone(), h));
+    }
+    let forward_payload_header = match &raw.forward_payload_header {
+        None => None,
+        Some(h) => {
+            let h = header_name("forward_payload_header".to_owned(), h)?;
+            reserved.push(h.clone());
+            Some(h)
+        }
+    };
+
+    let (revoked_jti, subjects_issued_before) = match &raw.revocations {
+        None => (HashSet::new(), HashMap::new()),
+        Some(r) => {
+            let mut subjects = HashMap::new();
+            for (sub, t) in &r.subjects_issued_before {
+                let t =
+                    finite_non_negative(&format!("revocations.subjects_issued_before.{sub}"), *t)?;
+                subjects.insert(sub.clone(), t);
+            }
+            (r.jti.iter().cloned().collect(), subjects)
+        }
+    };
+
+    let mut providers = Vec::with_capacity(raw.jwks_providers.len());
+    for (pi, p) in raw.jwks_providers.iter().enumerate() {
+        let path = format!("jwks_providers[{pi}]");
+        if p.issuer.is_empty() {
+            return Err(ConfigError::new(
+                format!("{path}.issuer"),
+                "must not be empty",
+            ));
+        }
+        if raw
+            .jwks_providers
+            .iter()
+            .take(pi)
+            .any(|q| q.issuer == p.issuer)
+        {
+            return Err(ConfigError::new(
+                format!("{path}.issuer"),
+                format!("duplicate issuer '{}'", p.issuer),
+            ));
+        }
+        let consumer = *by_username.get(p.consumer.as_str()).ok_or_else(|| {
+            ConfigError::new(
+                format!("{path}.consumer"),
+                format!("no consumer with username '{}'", p.consumer),
+            )
+        })?;
+        let audiences = non_empty_names(&format!("{path}.audiences"), &p.audiences)?;
+        let source = match (&p.jwks, &p.upstream) {
+            (Some(jwks), None) => {
+                for (field, present) in [
+                    ("authority", p.authority.is_some()),
+                    ("path", p.path.is_some()),
+                    ("refresh_seconds", p.refresh_seconds.is_some()),
+                    ("timeout_ms", p.timeout_ms.is_some()),
+                ] {
+                    if present {
+                        return Err(ConfigError::new(
+                            format!("{path}.{field}"),
+                            "only used with upstream",
+                        ));
+                    }
+                }
+                let set = KeySet::parse(jwks, KeySetMode::Strict)
+                    .map_err(|(p2, msg)| ConfigError::new(format!("{path}.jwks{p2}"), msg))?;
+                KeySource::Local(set)
+            }
+            (None, Some(upstream)) => {
+                if upstream.is_empty() {
+                    return Err(ConfigError::new(
+                        format!("{path}.upstream"),
+                        "must not be empty",
+                    ));
+                }
+                let jwks_path = p.path.clone().unwrap_or_default();
+                if !jwks_path.starts_with('/') {
+                    return Err(ConfigError::new(
+                        format!("{path}.path"),
+                        "required with upstream, and must start with '/'",
+                    ));
+                }
+                let refresh_seconds = p.refresh_seconds.unwrap_or(600);
+                if refresh_seconds == 0 {
+                    return Err(ConfigError::new(
+                        format!("{path}.refresh_seconds"),
+                        "must be at least 1",
+                    ));
+                }
+                let timeout_ms = p.timeout_ms.unwrap_or(1000);
+                if timeout_ms == 0 {
+                    return Err(ConfigError::new(
+                        format!("{path}.timeout_ms"),
+                        "must be at least 1",
+                    ));
+                }
+                KeySource::Remote(RemoteJwks {
+                    upstream: upstream.clone(),
+                    authority: p.authority.clone().unwrap_or_else(|| upstream.clone()),
+                    path: jwks_path,
+                    refresh_seconds,
+                    timeout_ms,
+                })
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    path,
+                    "exactly one of jwks and upstream is required",
+                ))
+            }
+        };
+        providers.push(Provider {
+            issuer: p.issuer.clone(),
+            consumer,
+            audiences,
+            source,
+        });
+    }
+
+    let permissions = match &raw.permissions {
+        None => None,
+        Some(map) => {
+            let mut compiled = Vec::with_capacity(map.len());
+            for (name, acts) in map {
+                compiled.push((
+                    name.clone(),
+                    compile_routes(&format!("permissions.{name}"), acts)?,
+                ));
+            }
+            Some(Permissions::new(compiled))
+        }
+    };
+
+    let mut permissions_claim = "permissions".to_owned();
+    let mut skip_groups = Vec::new();
+    let mut authz = None;
+    if let Some(a) = &raw.authz {
+        if a.permissions_claim.is_empty() {
+            return Err(ConfigError::new(
+                "authz.permissions_claim",
+                "must not be empty",
+            ));
+        }
+        permissions_claim = a.permissions_claim.clone();
+        skip_groups = non_empty_names("authz.skip_groups", &a.skip_groups)?;
+        let allowed_headers = header_names("authz.allowed_headers", &a.allowed_headers)?;
+        if !(400..=599).contains(&a.status_on_error) {
+            return Err(ConfigError::new(
+                "authz.status_on_error",
+                "must be an HTTP status from 400 to 599",
+            ));
+        }
+        match &a.upstream {
+            None => {
+                for (field, present) in [
+                    ("authority", a.authority.is_some()),
+                    ("path", a.path.is_some()),
+                ] {
+                    if present {
+                        return Err(ConfigError::new(
+                            format!("authz.{field}"),
+                            "only used with upstream",
+                        ));
+                    }
+                }
+            }
+            Some(upstream) => {
+                if upstream.is_empty() {
+                    return Err(ConfigError::new("authz.upstream", "must not be empty"));
+                }
+                let path = a.path.clone().unwrap_or_default();
+                if !path.starts_with('/') {
+                    return Err(ConfigError::new(
+                        "authz.path",
+                        "required with upstream, and must start with '/'",
+                    ));
+                }
+                if a.timeout_ms == 0 {
+                    return Err(ConfigError::new("authz.timeout_ms", "must be at least 1"));
+                }
+                reserved.extend(allowed_headers.iter().cloned());
+                authz = Some(AuthzCallout {
+                    upstream: upstream.clone(),
+                    authority: a.authority.clone().unwrap_or_else(|| upstream.clone()),
+                    path,
+                    timeout_ms: a.timeout_ms,
+                    cache_ttl_seconds: a.cache_ttl_seconds,
+                    status_on_error: a.status_on_error,
+                    failure_mode_allow: a.failure_mode_allow,
+                    allowed_headers,
+                });
+            }
+        }
+    }
+
+    reserved.sort();
+    reserved.dedup();
+    // A credential header can never be one the filter controls.
+    for (field, names) in [("header_names", &header_names_v), ("key_names", &key_names)] {
+        for (i, n) in names.iter().enumerate() {
+            if reserved.contains(n) {
+                return Err(ConfigError::new(
+                    format!("{field}[{i}]"),
+                    format!("'{n}' is a header the filter sets for the upstream"),
+                ));
+            }
+        }
+    }
+
+    Ok(Policy {
+        header_names: header_names_v,
+        uri_param_names,
+        cookie_names,
+        key_names,
+        key_claim_name: raw.key_claim_name,
+        verify_exp,
+        verify_nbf,
+        maximum_expiration,
+        clock_skew,
+        audiences,
+        realm: raw.realm,
+        anonymous,
+        run_on_preflight: raw.run_on_preflight,
+        hide_credentials: raw.hide_credentials,
+        consumers: built.consumers,
+        jwt_credentials: built.jwt_credentials,
+        api_keys: built.api_keys,
+        acl,
+        claims_to_headers,
+        forward_payload_header,
+        revoked_jti,
+        subjects_issued_before,
+        max_token_bytes,
+        reserved,
+        providers,
+        permissions,
+        permissions_claim,
+        skip_groups,
+        authz,
+    })
+}
+
+#[cfg(test)]
+mod tests;

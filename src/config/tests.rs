@@ -1,0 +1,347 @@
+//! Configuration errors name the JSON path of the field; good configurations load.
+
+use super::*;
+use serde_json::{json, Value};
+
+fn pem(name: &str) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/keys/");
+    std::fs::read_to_string(format!("{dir}{name}"))
+        .unwrap_or_else(|e| panic!("test vectors missing ({dir}{name}): {e}"))
+}
+
+#[track_caller]
+fn err(cfg: Value) -> String {
+    match Policy::from_json(&cfg.to_string()) {
+        Ok(_) => panic!("accepted: {cfg}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[track_caller]
+fn assert_err(cfg: Value, path_and_msg: &str) {
+    let e = err(cfg);
+    assert!(
+        e.starts_with(path_and_msg),
+        "got {e:?}, want {path_and_msg:?}"
+    );
+}
+
+#[test]
+fn empty_config_is_the_defaults() {
+    let p = Policy::from_json("").unwrap();
+    assert_eq!(p.header_names, vec!["authorization"]);
+    assert_eq!(p.uri_param_names, vec!["jwt"]);
+    assert_eq!(p.key_names, vec!["apikey"]);
+    assert_eq!(p.key_claim_name, "iss");
+    assert!(p.verify_exp && !p.verify_nbf);
+    assert_eq!(p.max_token_bytes, 8192);
+    assert!(p.run_on_preflight && !p.hide_credentials);
+    assert_eq!(p.reserved.len(), 6);
+    Policy::from_json("{}").unwrap();
+}
+
+#[test]
+fn json_and_type_errors() {
+    assert!(Policy::from_json("{").is_err());
+    assert!(Policy::from_json("[]").is_err());
+    assert!(Policy::from_json("{} x").is_err());
+    assert_err(json!({"bogus": 1}), "bogus: unknown field `bogus`");
+    assert_err(
+        json!({"header_names": "authorization"}),
+        "header_names: invalid type",
+    );
+    assert_err(
+        json!({"consumers": [{"username": "a"}, {"usernam": "b"}]}),
+        "consumers[1].usernam: unknown field `usernam`",
+    );
+    assert_err(
+        json!({"consumers": [{"username": "a", "jwt_secrets": [{"key": "k", "algorithm": "HS256", "secret": 5}]}]}),
+        "consumers[0].jwt_secrets[0].secret: invalid type",
+    );
+    assert_err(
+        json!({"consumers": [{"id": "x"}]}),
+        "consumers[0]: missing field `username`",
+    );
+    assert_err(
+        json!({"max_token_bytes": -1}),
+        "max_token_bytes: invalid value",
+    );
+}
+
+#[test]
+fn field_errors() {
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"header_names": ["bad header"]}),
+            "header_names[0]: not a valid header name",
+        ),
+        (
+            json!({"key_names": [""]}),
+            "key_names[0]: not a valid header name",
+        ),
+        (
+            json!({"uri_param_names": [""]}),
+            "uri_param_names[0]: must not be empty",
+        ),
+        (
+            json!({"key_claim_name": ""}),
+            "key_claim_name: must not be empty",
+        ),
+        (
+            json!({"claims_to_verify": ["exp", "iat"]}),
+            "claims_to_verify[1]: must be one of exp, nbf",
+        ),
+        (
+            json!({"maximum_expiration": -5}),
+            "maximum_expiration: must be a non-negative number",
+        ),
+        (
+            json!({"clock_skew_seconds": -1}),
+            "clock_skew_seconds: must be a non-negative number",
+        ),
+        (json!({"realm": "a\"b"}), "realm: must not contain quotes"),
+        (
+            json!({"max_token_bytes": 0}),
+            "max_token_bytes: must be at least 1",
+        ),
+        (
+            json!({"anonymous": "ghost"}),
+            "anonymous: no consumer with username 'ghost'",
+        ),
+        (
+            json!({"acl": {}}),
+            "acl: exactly one of allow and deny is required",
+        ),
+        (
+            json!({"acl": {"allow": ["a"], "deny": ["b"]}}),
+            "acl: exactly one of allow and deny",
+        ),
+        (
+            json!({"group_routes": {"p": [{"methods": [], "path": "/x"}]}}),
+            "group_routes.p[0].methods: must not be empty",
+        ),
+        (
+            json!({"group_routes": {"p": [{"methods": ["GET"], "path": "("}]}}),
+            "group_routes.p[0].path: invalid regex",
+        ),
+        (
+            json!({"consumers": [{"username": ""}]}),
+            "consumers[0].username: must not be empty",
+        ),
+        (
+            json!({"consumers": [{"username": "a"}, {"username": "a"}]}),
+            "consumers[1].username: duplicate username 'a'",
+        ),
+        (
+            json!({"consumers": [{"username": "a", "id": "x"}, {"username": "b", "id": "x"}]}),
+            "consumers[1].id: duplicate id 'x'",
+        ),
+        (
+            json!({"consumers": [{"username": "a", "routes": [{"methods": ["G T"], "path": "/"}]}]}),
+            "consumers[0].routes[0].methods[0]",
+        ),
+        (
+            json!({"consumers": [{"username": "a", "keyauth_credentials": [{"key_sha256": "abc"}]}]}),
+            "consumers[0].keyauth_credentials[0].key_sha256: must be 64 hexadecimal characters",
+        ),
+        (
+            json!({"consumers": [{"username": "a", "groups": ["x,y"]}]}),
+            "consumers[0].groups[0]",
+        ),
+        (
+            json!({"claims_to_headers": [{"claim": "sub", "header": "bad name"}]}),
+            "claims_to_headers[0].header: not a valid header name",
+        ),
+        (
+            json!({"forward_payload_header": ":path"}),
+            "forward_payload_header: not a valid header name",
+        ),
+        (
+            json!({"header_names": ["x-consumer-id"]}),
+            "header_names[0]: 'x-consumer-id' is a header the filter sets",
+        ),
+        (
+            json!({"authz": {"status_on_error": 200}}),
+            "authz.status_on_error",
+        ),
+        (
+            json!({"authz": {"upstream": "opa"}}),
+            "authz.path: required with upstream",
+        ),
+        (
+            json!({"authz": {"path": "/x"}}),
+            "authz.path: only used with upstream",
+        ),
+        (
+            json!({"permissions": {"view": [{"methods": ["GET"], "path": "["}]}}),
+            "permissions.view[0].path: invalid regex",
+        ),
+        (
+            json!({"jwks_providers": [{"issuer": "i", "consumer": "ghost", "jwks": {"keys": []}}]}),
+            "jwks_providers[0].consumer: no consumer with username 'ghost'",
+        ),
+        (
+            json!({"consumers": [{"username": "c"}], "jwks_providers": [{"issuer": "i", "consumer": "c"}]}),
+            "jwks_providers[0]: exactly one of jwks and upstream",
+        ),
+        (
+            json!({"consumers": [{"username": "c"}], "jwks_providers": [{"issuer": "i", "consumer": "c", "jwks": {"keys": [{"kty": "RSA"}]}}]}),
+            "jwks_providers[0].jwks.keys[0]",
+        ),
+        (
+            json!({"consumers": [{"username": "c"}], "jwks_providers": [{"issuer": "i", "consumer": "c", "jwks": []}]}),
+            "jwks_providers[0].jwks: must be an object",
+        ),
+        (
+            json!({"consumers": [{"username": "c"}], "jwks_providers": [{"issuer": "i", "consumer": "c", "upstream": "idp", "path": "/j", "refresh_seconds": 0}]}),
+            "jwks_providers[0].refresh_seconds: must be at least 1",
+        ),
+    ];
+    for (cfg, want) in cases {
+        assert_err(cfg, want);
+    }
+}
+
+fn secret_cfg(secret: Value) -> Value {
+    json!({"consumers": [{"username": "a", "jwt_secrets": [secret]}]})
+}
+
+#[test]
+fn credential_errors() {
+    let rsa = pem("rsa2048_public.pem");
+    let ec = pem("ec_p256_public.pem");
+    let p = "consumers[0].jwt_secrets[0]";
+    let cases: Vec<(Value, String)> = vec![
+        (
+            json!({"key": "", "algorithm": "HS256", "secret": "s"}),
+            format!("{p}.key: must not be empty"),
+        ),
+        (
+            json!({"key": "k", "algorithm": "none", "secret": "s"}),
+            format!("{p}.algorithm: must be one of"),
+        ),
+        (
+            json!({"key": "k", "algorithm": "hs256", "secret": "s"}),
+            format!("{p}.algorithm: must be one of"),
+        ),
+        (
+            json!({"key": "k", "algorithm": "HS256"}),
+            format!("{p}.secret: required for algorithm HS256"),
+        ),
+        (
+            json!({"key": "k", "algorithm": "HS256", "secret": ""}),
+            format!("{p}.secret: must not be empty"),
+        ),
+        (
+            json!({"key": "k", "algorithm": "HS256", "secret": "%%%", "secret_is_base64": true}),
+            format!("{p}.secret: not valid base64"),
+        ),
+        (
+            json!({"key": "k", "algorithm": "HS256", "secret": "s", "rsa_public_key": rsa}),
+            format!("{p}.rsa_public_key: not used with algorithm HS256"),
+        ),
+        (
+            json!({"key": "k", "algorithm": "RS256", "rsa_public_key": "nope"}),
+            format!("{p}.rsa_public_key: "),
+        ),
+        (
+            json!({"key": "k", "algorithm": "RS256", "rsa_public_key": ec}),
+            format!("{p}.rsa_public_key: a EC P-256 key cannot verify RS256"),
+        ),
+        (
+            json!({"key": "k", "algorithm": "ES384", "public_key": ec}),
+            format!("{p}.public_key: a EC P-256 key cannot verify ES384"),
+        ),
+        (
+            json!({"key": "k", "algorithm": "ES256", "public_key": ec, "jwk": {"kty": "EC"}}),
+            format!("{p}.jwk: give either public_key or jwk"),
+        ),
+        (
+            json!({"key": "k", "algorithm": "ES256", "jwk": {"kty": "EC", "crv": "P-256"}}),
+            format!("{p}.jwk: "),
+        ),
+        (
+            json!({"key": "k", "algorithm": "RS256", "rsa_public_key": rsa, "secret_is_base64": true}),
+            format!("{p}.secret_is_base64: not used"),
+        ),
+    ];
+    for (secret, want) in cases {
+        assert_err(secret_cfg(secret), &want);
+    }
+    // Duplicate credential keys across consumers.
+    let cfg = json!({"consumers": [
+        {"username": "a", "jwt_secrets": [{"key": "k", "algorithm": "HS256", "secret": "s"}]},
+        {"username": "b", "jwt_secrets": [{"key": "k", "algorithm": "HS256", "secret": "t"}]}]});
+    assert_err(
+        cfg,
+        "consumers[1].jwt_secrets[0].key: duplicate credential key 'k'",
+    );
+}
+
+#[test]
+fn errors_never_echo_secrets() {
+    let e = err(secret_cfg(
+        json!({"key": "k", "algorithm": "RS256", "rsa_public_key": "-----BEGIN PUBLIC KEY-----\nSECRETSTUFF\n-----END PUBLIC KEY-----"}),
+    ));
+    assert!(!e.contains("SECRETSTUFF"), "{e}");
+    let e = err(secret_cfg(
+        json!({"key": "k", "algorithm": "HS256", "secret": "TOPSECRET!!", "secret_is_base64": true}),
+    ));
+    assert!(!e.contains("TOPSECRET"), "{e}");
+}
+
+#[test]
+fn a_full_config_loads() {
+    let cfg = json!({
+        "header_names": ["Authorization", "x-token"],
+        "cookie_names": ["jwt-token"],
+        "claims_to_verify": ["exp", "nbf"],
+        "maximum_expiration": 86400,
+        "clock_skew_seconds": 30,
+        "audiences": ["api"],
+        "realm": "bouncer",
+        "anonymous": "guest",
+        "run_on_preflight": false,
+        "hide_credentials": true,
+        "consumers": [
+            {"username": "web", "custom_id": "web", "groups": ["first-party"],
+             "jwt_secrets": [
+                {"key": "web-hs", "algorithm": "HS512", "secret": "c2VjcmV0", "secret_is_base64": true},
+                {"key": "web-rs", "algorithm": "PS256", "rsa_public_key": pem("rsa2048_public.pem")},
+                {"key": "web-es", "algorithm": "ES384", "public_key": pem("ec_p384_public.pem")},
+                {"key": "web-ed", "algorithm": "EdDSA", "public_key": pem("ed25519_public.pem")},
+                {"key": "web-jwk", "algorithm": "RS256", "jwk": serde_json::from_str::<Value>(&pem("rsa2048_public.jwk.json")).unwrap()}
+             ]},
+            {"username": "guest"},
+            {"username": "svc", "keyauth_credentials": [{"id": "svc-1", "key_sha256": "a".repeat(64)}],
+             "routes": [{"methods": ["*"], "path": "/internal/.*"}]}
+        ],
+        "acl": {"deny": ["banned"]},
+        "group_routes": {"partners": [{"methods": ["GET"], "path": "/api/.*"}]},
+        "jwks_providers": [
+            {"issuer": "https://idp", "consumer": "web", "audiences": ["api"],
+             "jwks": {"keys": [serde_json::from_str::<Value>(&pem("ec_p256_public.jwk.json")).unwrap(),
+                               {"kty": "RSA", "use": "enc", "n": "x", "e": "AQAB"}]}},
+            {"issuer": "https://remote", "consumer": "web", "upstream": "idp_cluster",
+             "authority": "idp.example.com", "path": "/.well-known/jwks.json", "refresh_seconds": 60, "timeout_ms": 500}
+        ],
+        "authz": {"upstream": "opa", "path": "/v1/data/authz", "allowed_headers": ["x-allowed-fields"], "skip_groups": ["first-party"]},
+        "permissions": {"view": [{"methods": ["GET"], "path": "/v"}]},
+        "claims_to_headers": [{"claim": "sub", "header": "x-user-id"}],
+        "forward_payload_header": "x-jwt-payload",
+        "revocations": {"jti": ["j1"], "subjects_issued_before": {"u1": 1700000000}},
+        "max_token_bytes": 4096
+    });
+    let p = Policy::from_json(&cfg.to_string()).unwrap();
+    assert_eq!(p.header_names, vec!["authorization", "x-token"]);
+    assert_eq!(p.jwt_credentials.len(), 5);
+    assert_eq!(p.api_keys.len(), 1);
+    assert_eq!(p.providers.len(), 2);
+    assert!(p.reserved.contains(&"x-allowed-fields".to_string()));
+    assert!(p.reserved.contains(&"x-user-id".to_string()));
+    assert!(p.reserved.contains(&"x-jwt-payload".to_string()));
+    match &p.providers[0].source {
+        KeySource::Local(set) => assert_eq!(set.keys.len(), 1, "the enc key is skipped"),
+        KeySource::Remote(_) => panic!("local expected"),
+    }
+}

@@ -1,0 +1,656 @@
+//! The request pipeline, pure and host-free:
+//! reserved headers -> preflight -> credentials -> consumer -> verification -> claims ->
+//! revocation -> ACL and routes -> permissions -> (callout) -> the headers for the upstream.
+//!
+//! [`evaluate`] is a function of the policy, a view of the request, the time and the remote
+//! key sets; it returns an [`Outcome`] that the glue applies with host calls.
+
+use crate::config::{Acl, Consumer, KeySource, Policy};
+use crate::credentials::{self, Location};
+use crate::jwks::KeySet;
+use crate::jwt::{self, ClaimRules, ParseError, Token};
+use bouncer_crypto::{ct_eq, sha256};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// What the glue knows about a remote JWKS provider's keys.
+#[derive(Debug, Clone)]
+pub enum RemoteKeys {
+    /// The latest good key set.
+    Loaded(Arc<KeySet>),
+    /// Never loaded yet; a fetch is under way or due: the request may wait for it.
+    Pending,
+    /// Never loaded and the wait is over (or fetching failed): 503.
+    Unavailable,
+}
+
+/// Access to remote key sets, by provider index.
+pub trait KeyStore {
+    fn keys(&self, provider: usize) -> RemoteKeys;
+}
+
+/// A store with no remote keys (tests, or a policy without remote providers).
+pub struct NoRemoteKeys;
+
+impl KeyStore for NoRemoteKeys {
+    fn keys(&self, _provider: usize) -> RemoteKeys {
+        RemoteKeys::Unavailable
+    }
+}
+
+/// The request as the filter sees it. `headers` includes the pseudo-headers.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    /// `:path`, query string included.
+    pub path: &'a str,
+    pub headers: &'a [(String, String)],
+}
+
+impl<'a> RequestView<'a> {
+    /// Build the view from a full header list (pseudo-headers included).
+    pub fn from_headers(headers: &'a [(String, String)]) -> RequestView<'a> {
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map_or("", |(_, v)| v.as_str())
+        };
+        RequestView {
+            method: get(":method"),
+            path: get(":path"),
+            headers,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A local response that ends the request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Denial {
+    pub status: u16,
+    /// The JSON body.
+    pub body: String,
+    pub www_authenticate: Option<String>,
+    /// For the info log: why (never a token or secret).
+    pub reason: String,
+    /// Username of the consumer, when one was identified.
+    pub consumer: Option<String>,
+}
+
+/// Header edits for the upstream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Edits {
+    /// Headers to blank and remove (reserved headers the client sent, hidden credentials).
+    pub clear: Vec<String>,
+    /// Headers to set after clearing.
+    pub set: Vec<(String, String)>,
+    /// A new `:path` (a hidden query credential).
+    pub path: Option<String>,
+}
+
+/// The request may go on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allowed {
+    pub edits: Edits,
+    /// Username of the consumer (None for a preflight pass-through).
+    pub consumer: Option<String>,
+}
+
+/// An authorization callout to make before the request may go on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalloutNeeded {
+    /// What to send upstream if the callout allows.
+    pub allowed: Allowed,
+    /// The JSON body of the callout.
+    pub body: String,
+    /// The decision cache key (a digest of subject, consumer, permissions, method, path, query).
+    pub cache_key: [u8; 32],
+}
+
+/// The pipeline's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Allow(Allowed),
+    Deny(Denial),
+    /// Ask the authorization service, then [`crate::authz`] finishes.
+    Callout(CalloutNeeded),
+    /// A remote provider has no keys yet: wait for its first fetch, then evaluate again.
+    WaitForKeys(usize),
+}
+
+/// Side signals for the glue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signals {
+    /// A token named a `kid` this remote provider does not have: refetch (rate limited).
+    pub unknown_kid: Option<usize>,
+}
+
+/// Reply with a JSON `{"message": ...}` body.
+fn message_body(msg: &str) -> String {
+    serde_json::json!({ "message": msg }).to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// No credential presented.
+    Bearer,
+    /// A token failed.
+    InvalidToken,
+    /// An API key failed.
+    Key,
+}
+
+fn www_authenticate(policy: &Policy, scheme: Scheme) -> String {
+    match (scheme, &policy.realm) {
+        (Scheme::Bearer, None) => "Bearer".to_owned(),
+        (Scheme::Bearer, Some(r)) => format!("Bearer realm=\"{r}\""),
+        (Scheme::InvalidToken, None) => "Bearer error=\"invalid_token\"".to_owned(),
+        (Scheme::InvalidToken, Some(r)) => format!("Bearer realm=\"{r}\", error=\"invalid_token\""),
+        (Scheme::Key, None) => "Key".to_owned(),
+        (Scheme::Key, Some(r)) => format!("Key realm=\"{r}\""),
+    }
+}
+
+/// An authentication failure, before `anonymous` is considered.
+#[derive(Debug, Clone)]
+struct AuthFailure {
+    scheme: Scheme,
+    /// The body (a message object or the claim-failure map).
+    body: String,
+    reason: String,
+}
+
+impl AuthFailure {
+    fn token(msg: &str) -> Self {
+        AuthFailure {
+            scheme: Scheme::InvalidToken,
+            body: message_body(msg),
+            reason: msg.to_owned(),
+        }
+    }
+}
+
+enum Auth<'t> {
+    Ok {
+        consumer: usize,
+        credential: Option<String>,
+        token: Option<Box<Token<'t>>>,
+    },
+    Fail(AuthFailure),
+    /// 503 Signing keys unavailable.
+    KeysUnavailable,
+    Wait(usize),
+}
+
+fn forbidden(consumer: &Consumer, reason: &str) -> Outcome {
+    Outcome::Deny(Denial {
+        status: 403,
+        body: message_body("You cannot consume this service"),
+        www_authenticate: None,
+        reason: reason.to_owned(),
+        consumer: Some(consumer.username.clone()),
+    })
+}
+
+/// Evaluate one request.
+pub fn evaluate(
+    policy: &Policy,
+    req: &RequestView<'_>,
+    now: f64,
+    keys: &dyn KeyStore,
+    signals: &mut Signals,
+) -> Outcome {
+    // 1. Reserved headers: a duplicate is a 400; every copy is cleared.
+    let mut edits = Edits::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, _) in req.headers {
+        if policy.reserved.binary_search(name).is_ok() {
+            if seen.contains(&name.as_str()) {
+                // The first reserved header (in request order) that is repeated.
+                let first = req
+                    .headers
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .find(|n| {
+                        policy
+                            .reserved
+                            .binary_search_by(|r| r.as_str().cmp(n))
+                            .is_ok()
+                            && req.headers.iter().filter(|(m, _)| m == n).count() > 1
+                    })
+                    .unwrap_or(name.as_str());
+                return Outcome::Deny(Denial {
+                    status: 400,
+                    body: message_body(&format!("Duplicate header '{first}'")),
+                    www_authenticate: None,
+                    reason: format!("duplicate reserved header '{first}'"),
+                    consumer: None,
+                });
+            }
+            seen.push(name.as_str());
+        }
+    }
+    edits.clear.extend(seen.iter().map(|s| (*s).to_owned()));
+
+    // 2. CORS preflight bypass.
+    if !policy.run_on_preflight
+        && req.method.eq_ignore_ascii_case("OPTIONS")
+        && req.header("origin").is_some()
+        && req.header("access-control-request-method").is_some()
+    {
+        return Outcome::Allow(Allowed {
+            edits,
+            consumer: None,
+        });
+    }
+
+    // 3. Authenticate.
+    let presented = credentials::extract(policy, req.headers, req.path);
+    let auth = if !presented.tokens.is_empty() && !presented.api_keys.is_empty()
+        || presented.tokens.len() > 1
+    {
+        Auth::Fail(AuthFailure::token("Multiple tokens provided"))
+    } else if let Some(raw) = presented.tokens.first() {
+        authenticate_token(policy, raw, now, keys, signals)
+    } else if presented.api_keys.len() > 1 {
+        Auth::Fail(AuthFailure {
+            scheme: Scheme::Key,
+            body: message_body("Duplicate API key found"),
+            reason: "Duplicate API key found".to_owned(),
+        })
+    } else if let Some(key) = presented.api_keys.first() {
+        authenticate_api_key(policy, key)
+    } else {
+        Auth::Fail(AuthFailure {
+            scheme: Scheme::Bearer,
+            body: message_body("Unauthorized"),
+            reason: "no credential".to_owned(),
+        })
+    };
+
+    let (consumer_idx, credential, anonymous, token) = match auth {
+        Auth::Ok {
+            consumer,
+            credential,
+            token,
+        } => (consumer, credential, false, token),
+        Auth::Fail(f) => match policy.anonymous {
+            Some(anon) => (anon, None, true, None),
+            None => {
+                return Outcome::Deny(Denial {
+                    status: 401,
+                    body: f.body,
+                    www_authenticate: Some(www_authenticate(policy, f.scheme)),
+                    reason: f.reason,
+                    consumer: None,
+                })
+            }
+        },
+        Auth::KeysUnavailable => {
+            return Outcome::Deny(Denial {
+                status: 503,
+                body: message_body("Signing keys unavailable"),
+                www_authenticate: None,
+                reason: "signing keys unavailable".to_owned(),
+                consumer: None,
+            })
+        }
+        Auth::Wait(p) => return Outcome::WaitForKeys(p),
+    };
+    let Some(consumer) = policy.consumers.get(consumer_idx) else {
+        return Outcome::Deny(Denial {
+            status: 401,
+            body: message_body("Unauthorized"),
+            www_authenticate: Some(www_authenticate(policy, Scheme::Bearer)),
+            reason: "unknown consumer".to_owned(),
+            consumer: None,
+        });
+    };
+
+    // 4. ACL, routes, permissions.
+    let (path_only, query) = credentials::split_path(req.path);
+    match &policy.acl {
+        Some(Acl::Allow(groups)) if !consumer.in_any(groups) => {
+            return forbidden(consumer, "consumer not in an allowed group")
+        }
+        Some(Acl::Deny(groups)) if consumer.in_any(groups) => {
+            return forbidden(consumer, "consumer in a denied group")
+        }
+        _ => {}
+    }
+    if !consumer.routes.allows(req.method, path_only) {
+        return forbidden(consumer, "route not allowed for consumer");
+    }
+    let claims = token.as_ref().map(|t| &t.claims);
+    let skip = consumer.in_any(&policy.skip_groups);
+    let perms: Vec<String> = claims
+        .and_then(|c| c.get(&policy.permissions_claim))
+        .map(permission_names)
+        .unwrap_or_default();
+    if let Some(p) = &policy.permissions {
+        if !skip && !p.grants(perms.iter().map(String::as_str), req.method, path_only) {
+            return forbidden(consumer, "no permission grants this request");
+        }
+    }
+
+    // 5. Headers for the upstream.
+    let set = &mut edits.set;
+    set.push(("x-consumer-id".to_owned(), consumer.id.clone()));
+    set.push(("x-consumer-username".to_owned(), consumer.username.clone()));
+    if let Some(cid) = &consumer.custom_id {
+        set.push(("x-consumer-custom-id".to_owned(), cid.clone()));
+    }
+    if let Some(cred) = &credential {
+        set.push(("x-credential-identifier".to_owned(), cred.clone()));
+    }
+    if let Some(g) = &consumer.groups_header {
+        set.push(("x-consumer-groups".to_owned(), g.clone()));
+    }
+    if anonymous {
+        set.push(("x-anonymous-consumer".to_owned(), "true".to_owned()));
+    }
+    if let Some(t) = &token {
+        for (claim, header) in &policy.claims_to_headers {
+            if let Some(v) = t.claims.get(claim).and_then(claim_header_value) {
+                set.push((header.clone(), v));
+            }
+        }
+        if let Some(h) = &policy.forward_payload_header {
+            set.push((h.clone(), t.payload_segment.to_owned()));
+        }
+    }
+    if policy.hide_credentials {
+        hide(policy, req, &presented.locations, &mut edits);
+    }
+    let allowed = Allowed {
+        edits,
+        consumer: Some(consumer.username.clone()),
+    };
+
+    // 6. The authorization callout.
+    match &policy.authz {
+        Some(_) if !skip => {
+            let subject = claims
+                .and_then(|c| c.get("sub"))
+                .and_then(Value::as_str)
+                .unwrap_or(&consumer.id)
+                .to_owned();
+            let (body, cache_key) = crate::authz::request(
+                consumer, &subject, &perms, claims, req.method, path_only, query,
+            );
+            Outcome::Callout(CalloutNeeded {
+                allowed,
+                body,
+                cache_key,
+            })
+        }
+        _ => Outcome::Allow(allowed),
+    }
+}
+
+/// The names in a permissions claim: a list of strings (other elements ignored) or one string.
+fn permission_names(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect(),
+        Value::String(s) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// A claim's value as a header value, or `None` when it holds a control character.
+pub fn claim_header_value(v: &Value) -> Option<String> {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    };
+    if s.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+fn hide(policy: &Policy, req: &RequestView<'_>, locations: &[Location], edits: &mut Edits) {
+    let mut query_names: Vec<&str> = Vec::new();
+    let mut cookie_names: Vec<&str> = Vec::new();
+    for loc in locations {
+        match loc {
+            Location::Header(h) => {
+                if !edits.clear.contains(h) {
+                    edits.clear.push(h.clone());
+                }
+            }
+            Location::Query(q) => query_names.push(q),
+            Location::Cookie(c) => cookie_names.push(c),
+        }
+    }
+    if !query_names.is_empty() {
+        edits.path = Some(credentials::strip_query_params(req.path, &query_names));
+    }
+    if !cookie_names.is_empty() {
+        let values: Vec<&str> = req
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "cookie")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let rest = credentials::strip_cookies(&values, &cookie_names);
+        edits.clear.push("cookie".to_owned());
+        if !rest.is_empty() {
+            edits.set.push(("cookie".to_owned(), rest));
+        }
+    }
+    let _ = policy;
+}
+
+fn authenticate_api_key<'t>(policy: &Policy, key: &str) -> Auth<'t> {
+    let digest = sha256(key.as_bytes());
+    match policy.api_keys.get(&digest) {
+        Some(cred) if ct_eq(&cred.digest, &digest) => Auth::Ok {
+            consumer: cred.consumer,
+            credential: cred.id.clone(),
+            token: None,
+        },
+        _ => Auth::Fail(AuthFailure {
+            scheme: Scheme::Key,
+            body: message_body("Unauthorized"),
+            reason: "unknown API key".to_owned(),
+        }),
+    }
+}
+
+fn authenticate_token<'t>(
+    policy: &Policy,
+    raw: &'t str,
+    now: f64,
+    keys: &dyn KeyStore,
+    signals: &mut Signals,
+) -> Auth<'t> {
+    let token = match jwt::parse(raw, policy.max_token_bytes) {
+        Ok(t) => t,
+        Err(ParseError::TooLarge) => return Auth::Fail(AuthFailure::token("Bad token; too large")),
+        Err(ParseError::InvalidJson) => {
+            return Auth::Fail(AuthFailure::token("Bad token; invalid JSON"))
+        }
+        Err(ParseError::InvalidAlg) => {
+            return Auth::Fail(AuthFailure::token("Bad token; invalid alg"))
+        }
+    };
+
+    // A JWKS provider, chosen by `iss`.
+    let provider = token
+        .claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .and_then(|iss| policy.provider_for(iss));
+    let (consumer, credential, audiences) = if let Some(pi) = provider {
+        let Some(p) = policy.providers.get(pi) else {
+            return Auth::Fail(AuthFailure::token("Unauthorized"));
+        };
+        let remote;
+        let set: &KeySet = match &p.source {
+            KeySource::Local(set) => set,
+            KeySource::Remote(_) => match keys.keys(pi) {
+                RemoteKeys::Loaded(s) => {
+                    remote = s;
+                    &remote
+                }
+                RemoteKeys::Pending => return Auth::Wait(pi),
+                RemoteKeys::Unavailable => return Auth::KeysUnavailable,
+            },
+        };
+        let kid = match token.header.get("kid") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(k)) => Some(k.as_str()),
+            Some(_) => {
+                return Auth::Fail(AuthFailure::token("No credentials found for given 'kid'"))
+            }
+        };
+        let input = token.signing_input.as_bytes();
+        let kid_used = match kid {
+            Some(kid) => {
+                let Some(entry) = set.by_kid(kid) else {
+                    if matches!(p.source, KeySource::Remote(_)) {
+                        signals.unknown_kid = Some(pi);
+                    }
+                    return Auth::Fail(AuthFailure::token("No credentials found for given 'kid'"));
+                };
+                if !entry.fits(token.alg) {
+                    return Auth::Fail(AuthFailure::token("Invalid algorithm"));
+                }
+                if !entry.key.verify(token.alg, input, &token.signature) {
+                    return Auth::Fail(AuthFailure::token("Invalid signature"));
+                }
+                Some(kid.to_owned())
+            }
+            None => {
+                let mut any = false;
+                let mut found = None;
+                for entry in set.candidates(token.alg) {
+                    any = true;
+                    if entry.key.verify(token.alg, input, &token.signature) {
+                        found = Some(entry.kid.clone());
+                        break;
+                    }
+                }
+                match (any, found) {
+                    (false, _) => {
+                        return Auth::Fail(AuthFailure::token(
+                            "No credentials found for given 'kid'",
+                        ))
+                    }
+                    (true, None) => return Auth::Fail(AuthFailure::token("Invalid signature")),
+                    (true, Some(k)) => k,
+                }
+            }
+        };
+        let aud = if p.audiences.is_empty() {
+            &policy.audiences
+        } else {
+            &p.audiences
+        };
+        (p.consumer, kid_used, aud)
+    } else {
+        // A consumer credential, chosen by the key claim (claims first, then the header).
+        let name = &policy.key_claim_name;
+        let key_value = match token.claims.get(name) {
+            Some(Value::Null) | None => token.header.get(name).filter(|v| !v.is_null()),
+            Some(v) => Some(v),
+        };
+        let key = match key_value {
+            None => {
+                return Auth::Fail(AuthFailure::token(&format!(
+                    "No mandatory '{name}' in claims"
+                )))
+            }
+            Some(Value::String(s)) if !s.is_empty() => s.as_str(),
+            Some(_) => {
+                return Auth::Fail(AuthFailure::token(&format!("Invalid '{name}' in claims")))
+            }
+        };
+        let Some(cred) = policy.jwt_credentials.get(key) else {
+            return Auth::Fail(AuthFailure::token(&format!(
+                "No credentials found for given '{name}'"
+            )));
+        };
+        if cred.alg != token.alg {
+            return Auth::Fail(AuthFailure::token("Invalid algorithm"));
+        }
+        if !cred
+            .key
+            .verify(token.alg, token.signing_input.as_bytes(), &token.signature)
+        {
+            return Auth::Fail(AuthFailure::token("Invalid signature"));
+        }
+        (cred.consumer, Some(cred.key_id.clone()), &policy.audiences)
+    };
+
+    let rules = ClaimRules {
+        verify_exp: policy.verify_exp,
+        verify_nbf: policy.verify_nbf,
+        maximum_expiration: policy.maximum_expiration,
+        clock_skew: policy.clock_skew,
+        audiences,
+    };
+    if let Err(failures) = jwt::check_claims(&token.claims, &rules, now) {
+        let reason = format!(
+            "claims: {}",
+            failures.keys().cloned().collect::<Vec<_>>().join(",")
+        );
+        return Auth::Fail(AuthFailure {
+            scheme: Scheme::InvalidToken,
+            body: Value::Object(failures).to_string(),
+            reason,
+        });
+    }
+    if revoked(policy, consumer, &token.claims) {
+        return Auth::Fail(AuthFailure::token("Token revoked"));
+    }
+    Auth::Ok {
+        consumer,
+        credential,
+        token: Some(Box::new(token)),
+    }
+}
+
+fn revoked(policy: &Policy, consumer: usize, claims: &Map<String, Value>) -> bool {
+    if let Some(jti) = claims.get("jti").and_then(Value::as_str) {
+        if policy.revoked_jti.contains(jti) {
+            return true;
+        }
+    }
+    let iat = jwt::numeric_claim(claims, "iat");
+    let before = |cutoff: f64| iat.is_none_or(|t| t < cutoff);
+    if let Some(sub) = claims.get("sub").and_then(Value::as_str) {
+        if let Some(&cutoff) = policy.subjects_issued_before.get(sub) {
+            if before(cutoff) {
+                return true;
+            }
+        }
+    }
+    match policy.consumers.get(consumer) {
+        Some(c) if c.issued_before > 0.0 => before(c.issued_before),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

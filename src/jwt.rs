@@ -1,0 +1,352 @@
+//! JWS compact parsing and claim checks. Signature verification is `bouncer_crypto`'s.
+//!
+//! Parsing is strict: exactly three segments, each unpadded canonical base64url, header and
+//! payload JSON objects without duplicate top-level members (so `alg` cannot be given twice
+//! and read differently by two parsers).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use bouncer_crypto::Alg;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Why a token could not be parsed; each maps to one 401 message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    /// Longer than `max_token_bytes`.
+    TooLarge,
+    /// Not three segments, bad base64url, bad JSON, or not JSON objects.
+    InvalidJson,
+    /// `alg` missing, not a string, unknown or `none`.
+    InvalidAlg,
+}
+
+/// A token split, decoded and parsed; nothing about it is trusted yet.
+#[derive(Debug)]
+pub struct Token<'a> {
+    /// `header.payload`, the bytes the signature covers.
+    pub signing_input: &'a str,
+    /// The payload segment exactly as received (base64url).
+    pub payload_segment: &'a str,
+    pub header: Map<String, Value>,
+    pub claims: Map<String, Value>,
+    pub signature: Vec<u8>,
+    pub alg: Alg,
+}
+
+/// A JSON object that rejects duplicate top-level members.
+struct StrictObject(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for StrictObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrictObject;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<StrictObject, A::Error> {
+                let mut map = Map::new();
+                while let Some((k, v)) = access.next_entry::<String, Value>()? {
+                    if map.contains_key(&k) {
+                        return Err(serde::de::Error::custom("duplicate member"));
+                    }
+                    map.insert(k, v);
+                }
+                Ok(StrictObject(map))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn decode_segment(seg: &str) -> Result<Vec<u8>, ParseError> {
+    URL_SAFE_NO_PAD
+        .decode(seg)
+        .map_err(|_| ParseError::InvalidJson)
+}
+
+fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, ParseError> {
+    serde_json::from_slice::<StrictObject>(bytes)
+        .map(|o| o.0)
+        .map_err(|_| ParseError::InvalidJson)
+}
+
+/// Split, decode and parse a compact JWS. The order of checks is the contract's: size, then
+/// structure and JSON, then `alg`.
+pub fn parse(token: &str, max_bytes: usize) -> Result<Token<'_>, ParseError> {
+    if token.len() > max_bytes {
+        return Err(ParseError::TooLarge);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ParseError::InvalidJson);
+    };
+    let header = json_object(&decode_segment(h)?)?;
+    let claims = json_object(&decode_segment(p)?)?;
+    let signature = decode_segment(s)?;
+    let alg = match header.get("alg") {
+        Some(Value::String(name)) => Alg::parse(name).ok_or(ParseError::InvalidAlg)?,
+        _ => return Err(ParseError::InvalidAlg),
+    };
+    // h.len() + 1 + p.len() <= token.len(): both are prefixes of `token`.
+    let signing_input = token
+        .get(..h.len().saturating_add(1).saturating_add(p.len()))
+        .ok_or(ParseError::InvalidJson)?;
+    Ok(Token {
+        signing_input,
+        payload_segment: p,
+        header,
+        claims,
+        signature,
+        alg,
+    })
+}
+
+/// The claim checks to apply.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRules<'a> {
+    pub verify_exp: bool,
+    pub verify_nbf: bool,
+    pub maximum_expiration: f64,
+    pub clock_skew: f64,
+    pub audiences: &'a [String],
+}
+
+/// Check `exp`, `nbf`, `maximum_expiration` and `aud`. On failure, the map of every failure
+/// (claim name -> message), which is the 401 body.
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    rules: &ClaimRules<'_>,
+    now: f64,
+) -> Result<(), Map<String, Value>> {
+    let mut errors = Map::new();
+    let mut fail = |k: &str, msg: &str| {
+        errors.insert(k.to_owned(), Value::String(msg.to_owned()));
+    };
+    let exp = claims.get("exp");
+    let exp_num = exp.and_then(Value::as_f64);
+    if rules.verify_exp || rules.maximum_expiration > 0.0 {
+        match exp_num {
+            None => fail("exp", "must be a number"),
+            Some(e) => {
+                if rules.verify_exp && e <= now - rules.clock_skew {
+                    fail("exp", "token expired");
+                } else if rules.maximum_expiration > 0.0 && e - now > rules.maximum_expiration {
+                    fail("exp", "exceeds maximum allowed expiration");
+                }
+            }
+        }
+    }
+    if rules.verify_nbf {
+        match claims.get("nbf") {
+            None | Some(Value::Null) => {}
+            Some(v) => match v.as_f64() {
+                None => fail("nbf", "must be a number"),
+                Some(n) if n > now + rules.clock_skew => fail("nbf", "token not valid yet"),
+                Some(_) => {}
+            },
+        }
+    }
+    if !rules.audiences.is_empty() && !audience_ok(claims.get("aud"), rules.audiences) {
+        fail("aud", "audience not allowed");
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+fn audience_ok(aud: Option<&Value>, allowed: &[String]) -> bool {
+    match aud {
+        Some(Value::String(a)) => allowed.iter().any(|x| x == a),
+        Some(Value::Array(list)) => list
+            .iter()
+            .any(|v| v.as_str().is_some_and(|a| allowed.iter().any(|x| x == a))),
+        _ => false,
+    }
+}
+
+/// A numeric claim (NumericDate) if present and a number.
+pub fn numeric_claim(claims: &Map<String, Value>, name: &str) -> Option<f64> {
+    claims.get(name).and_then(Value::as_f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    fn tok(h: &str, p: &str, sig: &str) -> String {
+        format!("{}.{}.{}", b64(h), b64(p), sig)
+    }
+
+    #[test]
+    fn parses_a_token() {
+        let t = tok(r#"{"alg":"HS256"}"#, r#"{"iss":"a"}"#, "c2ln");
+        let p = parse(&t, 8192).unwrap();
+        assert_eq!(p.alg, Alg::HS256);
+        assert_eq!(p.signature, b"sig");
+        assert_eq!(p.claims["iss"], "a");
+        assert!(t.starts_with(p.signing_input));
+        assert_eq!(p.signing_input.matches('.').count(), 1);
+    }
+
+    #[test]
+    fn size_limit_is_inclusive() {
+        let t = tok(r#"{"alg":"HS256"}"#, r#"{"iss":"a"}"#, "c2ln");
+        assert!(parse(&t, t.len()).is_ok());
+        assert_eq!(parse(&t, t.len() - 1).unwrap_err(), ParseError::TooLarge);
+    }
+
+    #[test]
+    fn structure_errors() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a.b",
+            "a.b.c.d",
+            "e30.e30",
+            "e30.e30.e30.e30",
+        ] {
+            assert_eq!(
+                parse(bad, 8192).unwrap_err(),
+                ParseError::InvalidJson,
+                "{bad}"
+            );
+        }
+        // padding, standard alphabet, bad JSON, arrays, duplicate members
+        let padded = format!("{}=.{}.", b64(r#"{"alg":"HS256"}"#), b64("{}"));
+        assert_eq!(parse(&padded, 8192).unwrap_err(), ParseError::InvalidJson);
+        let std_sig = tok(r#"{"alg":"HS256"}"#, "{}", "ab+/");
+        assert_eq!(parse(&std_sig, 8192).unwrap_err(), ParseError::InvalidJson);
+        for (h, p) in [
+            ("not json", "{}"),
+            ("[1]", "{}"),
+            (r#"{"alg":"HS256"}"#, "[1]"),
+            (r#"{"alg":"HS256"}"#, "\"s\""),
+            (r#"{"alg":"HS256","alg":"none"}"#, "{}"),
+            (r#"{"alg":"HS256"}"#, r#"{"iss":"a","iss":"b"}"#),
+        ] {
+            assert_eq!(
+                parse(&tok(h, p, ""), 8192).unwrap_err(),
+                ParseError::InvalidJson,
+                "{h} {p}"
+            );
+        }
+        let deep = format!("{}{}", "[".repeat(500), "]".repeat(500));
+        let t = tok(r#"{"alg":"HS256"}"#, &format!(r#"{{"a":{deep}}}"#), "");
+        assert_eq!(parse(&t, 1 << 20).unwrap_err(), ParseError::InvalidJson);
+    }
+
+    #[test]
+    fn alg_errors() {
+        for h in [
+            r#"{"alg":"none"}"#,
+            r#"{"alg":"None"}"#,
+            r#"{"alg":"hs256"}"#,
+            r#"{"alg":"HS999"}"#,
+            r#"{"alg":5}"#,
+            r#"{"typ":"JWT"}"#,
+        ] {
+            assert_eq!(
+                parse(&tok(h, "{}", ""), 8192).unwrap_err(),
+                ParseError::InvalidAlg,
+                "{h}"
+            );
+        }
+        // JSON errors come before alg errors
+        assert_eq!(
+            parse(&tok(r#"{"alg":"none"}"#, "[]", ""), 8192).unwrap_err(),
+            ParseError::InvalidJson
+        );
+    }
+
+    fn claims(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn rules(aud: &[String]) -> ClaimRules<'_> {
+        ClaimRules {
+            verify_exp: true,
+            verify_nbf: true,
+            maximum_expiration: 0.0,
+            clock_skew: 0.0,
+            audiences: aud,
+        }
+    }
+
+    #[test]
+    fn exp_nbf() {
+        let r = rules(&[]);
+        assert!(check_claims(&claims(r#"{"exp":1001}"#), &r, 1000.0).is_ok());
+        assert!(check_claims(&claims(r#"{"exp":1000.5}"#), &r, 1000.0).is_ok());
+        let e = check_claims(&claims(r#"{"exp":1000}"#), &r, 1000.0).unwrap_err();
+        assert_eq!(e["exp"], "token expired");
+        let e = check_claims(&claims(r#"{}"#), &r, 1000.0).unwrap_err();
+        assert_eq!(e["exp"], "must be a number");
+        let e = check_claims(&claims(r#"{"exp":"2000"}"#), &r, 1000.0).unwrap_err();
+        assert_eq!(e["exp"], "must be a number");
+        let e = check_claims(&claims(r#"{"exp":2000,"nbf":1001}"#), &r, 1000.0).unwrap_err();
+        assert_eq!(
+            Value::Object(e),
+            serde_json::json!({"nbf": "token not valid yet"})
+        );
+        let e = check_claims(&claims(r#"{"exp":900,"nbf":1001}"#), &r, 1000.0).unwrap_err();
+        assert_eq!(e.len(), 2);
+        let e = check_claims(&claims(r#"{"exp":2000,"nbf":"x"}"#), &r, 1000.0).unwrap_err();
+        assert_eq!(e["nbf"], "must be a number");
+        // huge numbers and floats
+        assert!(check_claims(&claims(r#"{"exp":1e300}"#), &r, 1000.0).is_ok());
+        assert!(check_claims(&claims(r#"{"exp":99999999999999999999999}"#), &r, 1000.0).is_ok());
+        assert!(check_claims(&claims(r#"{"exp":-1e300}"#), &r, 1000.0).is_err());
+    }
+
+    #[test]
+    fn skew() {
+        let mut r = rules(&[]);
+        r.clock_skew = 10.0;
+        assert!(check_claims(&claims(r#"{"exp":995}"#), &r, 1000.0).is_ok());
+        assert!(check_claims(&claims(r#"{"exp":990}"#), &r, 1000.0).is_err());
+        assert!(check_claims(&claims(r#"{"exp":2000,"nbf":1010}"#), &r, 1000.0).is_ok());
+        assert!(check_claims(&claims(r#"{"exp":2000,"nbf":1011}"#), &r, 1000.0).is_err());
+    }
+
+    #[test]
+    fn maximum_expiration() {
+        let mut r = rules(&[]);
+        r.verify_exp = false;
+        r.maximum_expiration = 100.0;
+        assert!(check_claims(&claims(r#"{"exp":1100}"#), &r, 1000.0).is_ok());
+        let e = check_claims(&claims(r#"{"exp":1101}"#), &r, 1000.0).unwrap_err();
+        assert_eq!(e["exp"], "exceeds maximum allowed expiration");
+        let e = check_claims(&claims(r#"{}"#), &r, 1000.0).unwrap_err();
+        assert_eq!(e["exp"], "must be a number");
+        // expired is not reported when exp is not verified
+        assert!(check_claims(&claims(r#"{"exp":10}"#), &r, 1000.0).is_ok());
+    }
+
+    #[test]
+    fn audiences() {
+        let aud = vec!["api".to_string(), "web".to_string()];
+        let r = rules(&aud);
+        assert!(check_claims(&claims(r#"{"exp":2000,"aud":"api"}"#), &r, 1000.0).is_ok());
+        assert!(check_claims(&claims(r#"{"exp":2000,"aud":["x","web"]}"#), &r, 1000.0).is_ok());
+        for bad in [
+            r#"{"exp":2000}"#,
+            r#"{"exp":2000,"aud":"x"}"#,
+            r#"{"exp":2000,"aud":[1]}"#,
+        ] {
+            let e = check_claims(&claims(bad), &r, 1000.0).unwrap_err();
+            assert_eq!(e["aud"], "audience not allowed");
+        }
+    }
+}
