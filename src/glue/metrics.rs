@@ -4,7 +4,6 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 /// One counter of the contract.
-#[allow(dead_code)] // the cache-hit and JWKS counters are counted by the features that use them
 #[derive(Debug, Clone, Copy)]
 pub enum Counter {
     Allowed,

@@ -1,25 +1,95 @@
-//! The only code that calls proxy-wasm: the root context (configuration, metrics) and the
-//! HTTP context (read the request, evaluate, apply the outcome).
+//! The only code that calls proxy-wasm: the root context (configuration, metrics, JWKS
+//! refresh) and the HTTP context (read the request, evaluate, apply the outcome, run the
+//! callouts it needs).
 
+mod decisions;
+mod hostio;
+mod jwks;
 mod metrics;
+mod shared;
 
-use crate::authz;
-use crate::config::Policy;
+use crate::authz::{self, Decision};
+use crate::config::{KeySource, Policy};
 use crate::engine::{self, Allowed, Denial, KeyStore, Outcome, RemoteKeys, RequestView, Signals};
+use bouncer_crypto::sha256;
 use metrics::{Counter, Metrics};
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use proxy_wasm::types::{Action, ContextType, MapType};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
+
+/// Everything a worker's requests share for one configuration.
+struct Worker {
+    policy: Policy,
+    metrics: Metrics,
+    jwks: jwks::Cache,
+    /// A digest of the configuration, mixed into decision-cache keys.
+    fingerprint: [u8; 32],
+}
+
+fn now() -> f64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 /// The root context: one per filter entry per worker.
 #[derive(Default)]
 pub struct Root {
-    policy: Option<Rc<Policy>>,
-    metrics: Rc<Metrics>,
+    worker: Option<Rc<Worker>>,
+    /// JWKS fetches this root dispatched: token -> provider.
+    fetches: HashMap<u32, usize>,
 }
 
-impl Context for Root {}
+impl Root {
+    fn remote_providers(w: &Worker) -> impl Iterator<Item = usize> + '_ {
+        w.policy
+            .providers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| matches!(p.source, KeySource::Remote(_)))
+            .map(|(i, _)| i)
+    }
+
+    /// Start every JWKS fetch that is due and not in flight anywhere.
+    fn fetch_due(&mut self) {
+        let Some(w) = self.worker.clone() else {
+            return;
+        };
+        let t = now();
+        for p in Self::remote_providers(&w) {
+            let Some(r) = jwks::remote(&w.policy, p) else {
+                continue;
+            };
+            let have = w.jwks.get(&w.policy, p, true).is_some();
+            if !jwks::claim_scheduled_fetch(r, t, have) {
+                continue;
+            }
+            match jwks::dispatch(self, r) {
+                Ok(token) => {
+                    self.fetches.insert(token, p);
+                }
+                Err(e) => {
+                    log::warn!("bouncer: JWKS fetch could not be dispatched: {e:?}");
+                    jwks::record(&w.policy, &w.jwks, &w.metrics, p, t, None, None);
+                }
+            }
+        }
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, _nh: usize, body_size: usize, _nt: usize) {
+        let (Some(p), Some(w)) = (self.fetches.remove(&token), self.worker.clone()) else {
+            return;
+        };
+        let (status, body) = jwks::read_answer(body_size);
+        jwks::record(&w.policy, &w.jwks, &w.metrics, p, now(), status, body);
+    }
+}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
@@ -28,32 +98,43 @@ impl RootContext for Root {
 
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        let text = match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(_) => {
-                log::error!("bouncer: configuration is not UTF-8");
+        let Ok(text) = String::from_utf8(bytes) else {
+            log::error!("bouncer: invalid configuration: not UTF-8");
+            return false;
+        };
+        let policy = match Policy::from_json(&text) {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!("bouncer: invalid configuration: {e}");
                 return false;
             }
         };
-        match Policy::from_json(&text) {
-            Ok(p) => {
-                self.metrics = Rc::new(Metrics::define());
-                self.policy = Some(Rc::new(p));
-                log::info!("bouncer: configuration loaded");
-                true
-            }
-            Err(e) => {
-                log::error!("bouncer: invalid configuration: {e}");
-                false
-            }
+        let has_remote = policy
+            .providers
+            .iter()
+            .any(|p| matches!(p.source, KeySource::Remote(_)));
+        self.worker = Some(Rc::new(Worker {
+            policy,
+            metrics: Metrics::define(),
+            jwks: jwks::Cache::default(),
+            fingerprint: sha256(text.as_bytes()),
+        }));
+        log::info!("bouncer: configuration loaded");
+        if has_remote {
+            let _ = hostcalls::set_tick_period(Duration::from_secs(1));
+            self.fetch_due();
         }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        self.fetch_due();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Http {
-            policy: self.policy.clone(),
-            metrics: Rc::clone(&self.metrics),
-            pending: None,
+            worker: self.worker.clone(),
+            wait: Wait::Nothing,
         }))
     }
 
@@ -62,33 +143,52 @@ impl RootContext for Root {
     }
 }
 
-struct NoKeys;
+/// The keys a request sees.
+struct WorkerKeys<'a> {
+    worker: &'a Worker,
+    now: f64,
+    may_wait: bool,
+}
 
-impl KeyStore for NoKeys {
-    fn keys(&self, _provider: usize) -> RemoteKeys {
-        RemoteKeys::Unavailable
+impl KeyStore for WorkerKeys<'_> {
+    fn keys(&self, provider: usize) -> RemoteKeys {
+        jwks::request_keys(
+            &self.worker.policy,
+            &self.worker.jwks,
+            provider,
+            self.now,
+            self.may_wait,
+        )
     }
+}
+
+/// What a paused request waits for.
+enum Wait {
+    Nothing,
+    /// A JWKS fetch (first keys, or an unknown `kid`).
+    Keys {
+        token: u32,
+        provider: usize,
+    },
+    /// The authorization callout.
+    Authz {
+        token: u32,
+        allowed: Allowed,
+        key: [u8; 32],
+    },
 }
 
 /// One request.
 struct Http {
-    policy: Option<Rc<Policy>>,
-    metrics: Rc<Metrics>,
-    /// A request paused on the authorization callout.
-    pending: Option<(u32, Allowed)>,
+    worker: Option<Rc<Worker>>,
+    wait: Wait,
 }
 
 impl Http {
-    fn now(&self) -> f64 {
-        self.get_current_time()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64())
-    }
-
-    fn deny(&mut self, d: &Denial) -> Action {
+    fn deny(&self, w: &Worker, d: &Denial) -> Action {
         match d.status {
-            401 => self.metrics.inc(Counter::Denied401),
-            403 => self.metrics.inc(Counter::Denied403),
+            401 => w.metrics.inc(Counter::Denied401),
+            403 => w.metrics.inc(Counter::Denied403),
             _ => {}
         }
         log::info!(
@@ -98,16 +198,16 @@ impl Http {
             d.consumer.as_deref().unwrap_or("-")
         );
         let mut headers = vec![("content-type", "application/json")];
-        if let Some(w) = &d.www_authenticate {
-            headers.push(("www-authenticate", w.as_str()));
+        if let Some(v) = &d.www_authenticate {
+            headers.push(("www-authenticate", v.as_str()));
         }
         self.send_http_response(u32::from(d.status), headers, Some(d.body.as_bytes()));
         Action::Pause
     }
 
-    fn allow(&mut self, a: &Allowed) {
+    fn allow(&self, w: &Worker, a: &Allowed) -> Action {
         for name in &a.edits.clear {
-            // Blank first: Kong cannot remove a request header, an empty value counts as absent.
+            // Blank first: Kong cannot remove a request header; an empty value is absent.
             self.set_http_request_header(name, Some(""));
             self.set_http_request_header(name, None);
         }
@@ -117,32 +217,72 @@ impl Http {
         if let Some(p) = &a.edits.path {
             self.set_http_request_header(":path", Some(p));
         }
-        self.metrics.inc(Counter::Allowed);
+        w.metrics.inc(Counter::Allowed);
+        Action::Continue
     }
 
-    fn apply(&mut self, outcome: Outcome) -> Action {
-        match outcome {
-            Outcome::Allow(a) => {
-                self.allow(&a);
-                Action::Continue
+    /// Evaluate the request and act on the outcome.
+    fn run(&mut self, w: &Rc<Worker>, may_wait: bool) -> Action {
+        let headers = hostio::header_map(MapType::HttpRequestHeaders);
+        let req = RequestView::from_headers(&headers);
+        let t = now();
+        let mut signals = Signals::default();
+        let keys = WorkerKeys {
+            worker: w,
+            now: t,
+            may_wait,
+        };
+        let outcome = engine::evaluate(&w.policy, &req, t, &keys, &mut signals);
+        if let (Some(p), true) = (signals.unknown_kid, may_wait) {
+            if let Some(r) = jwks::remote(&w.policy, p) {
+                if jwks::claim_kid_refetch(r, t) {
+                    if let Some(a) = self.fetch_keys(w, p) {
+                        return a;
+                    }
+                }
             }
-            Outcome::Deny(d) => self.deny(&d),
-            Outcome::Callout(c) => self.callout(c),
-            Outcome::WaitForKeys(_) => self.deny(&Denial {
-                status: 503,
-                body: r#"{"message":"Signing keys unavailable"}"#.to_owned(),
-                www_authenticate: None,
-                reason: "signing keys unavailable".to_owned(),
-                consumer: None,
-            }),
+        }
+        match outcome {
+            Outcome::Allow(a) => self.allow(w, &a),
+            Outcome::Deny(d) => self.deny(w, &d),
+            Outcome::WaitForKeys(p) => match self.fetch_keys(w, p) {
+                Some(a) => a,
+                None => self.run(w, false),
+            },
+            Outcome::Callout(c) => self.authorize(w, c),
         }
     }
 
-    fn callout(&mut self, c: engine::CalloutNeeded) -> Action {
-        let Some(cfg) = self.policy.as_ref().and_then(|p| p.authz.clone()) else {
-            return self.apply(Outcome::Allow(c.allowed));
+    /// Fetch a provider's keys for this request; `None` if the fetch could not start.
+    fn fetch_keys(&mut self, w: &Rc<Worker>, provider: usize) -> Option<Action> {
+        let r = jwks::remote(&w.policy, provider)?;
+        match jwks::dispatch(self, r) {
+            Ok(token) => {
+                self.wait = Wait::Keys { token, provider };
+                Some(Action::Pause)
+            }
+            Err(e) => {
+                log::warn!("bouncer: JWKS fetch could not be dispatched: {e:?}");
+                jwks::record(&w.policy, &w.jwks, &w.metrics, provider, now(), None, None);
+                None
+            }
+        }
+    }
+
+    fn authorize(&mut self, w: &Rc<Worker>, c: engine::CalloutNeeded) -> Action {
+        let Some(cfg) = &w.policy.authz else {
+            return self.allow(w, &c.allowed);
         };
-        self.metrics.inc(Counter::AuthzCalls);
+        let mut material = Vec::with_capacity(64);
+        material.extend_from_slice(&w.fingerprint);
+        material.extend_from_slice(&c.cache_key);
+        let key = sha256(&material);
+        let t = now();
+        if let Some(d) = decisions::lookup(&key, t) {
+            w.metrics.inc(Counter::AuthzCacheHits);
+            return self.finish_authz(w, c.allowed, &d);
+        }
+        w.metrics.inc(Counter::AuthzCalls);
         let headers = vec![
             (":method", "POST"),
             (":path", cfg.path.as_str()),
@@ -157,45 +297,92 @@ impl Http {
             Duration::from_millis(cfg.timeout_ms),
         ) {
             Ok(token) => {
-                self.pending = Some((token, c.allowed));
+                self.wait = Wait::Authz {
+                    token,
+                    allowed: c.allowed,
+                    key,
+                };
                 Action::Pause
             }
             Err(e) => {
                 log::warn!("bouncer: authorization callout could not be dispatched: {e:?}");
-                self.metrics.inc(Counter::AuthzErrors);
-                let outcome = authz::finish(&cfg, c.allowed, &authz::Decision::Error);
-                self.apply(outcome)
+                self.finish_authz(w, c.allowed, &Decision::Error)
             }
+        }
+    }
+
+    fn finish_authz(&self, w: &Worker, allowed: Allowed, d: &Decision) -> Action {
+        let Some(cfg) = &w.policy.authz else {
+            return self.allow(w, &allowed);
+        };
+        if *d == Decision::Error {
+            w.metrics.inc(Counter::AuthzErrors);
+        }
+        match authz::finish(cfg, allowed, d) {
+            Outcome::Allow(a) => self.allow(w, &a),
+            Outcome::Deny(den) => self.deny(w, &den),
+            _ => Action::Pause,
         }
     }
 }
 
+/// The largest authorization answer read.
+const MAX_AUTHZ_BODY: usize = 64 * 1024;
+
 impl Context for Http {
-    fn on_http_call_response(&mut self, token_id: u32, _nh: usize, body_size: usize, _nt: usize) {
-        let Some((token, allowed)) = self.pending.take() else {
+    fn on_http_call_response(&mut self, token: u32, _nh: usize, body_size: usize, _nt: usize) {
+        let Some(w) = self.worker.clone() else {
             return;
         };
-        if token != token_id {
-            self.pending = Some((token, allowed));
-            return;
-        }
-        let Some(cfg) = self.policy.as_ref().and_then(|p| p.authz.clone()) else {
-            return;
+        let action = match std::mem::replace(&mut self.wait, Wait::Nothing) {
+            Wait::Keys { token: t, provider } if t == token => {
+                let (status, body) = jwks::read_answer(body_size);
+                jwks::record(
+                    &w.policy,
+                    &w.jwks,
+                    &w.metrics,
+                    provider,
+                    now(),
+                    status,
+                    body,
+                );
+                self.run(&w, false)
+            }
+            Wait::Authz {
+                token: t,
+                allowed,
+                key,
+            } if t == token => {
+                let headers = hostio::header_map(MapType::HttpCallResponseHeaders);
+                let status = hostio::call_status(&headers);
+                let decision = if body_size > MAX_AUTHZ_BODY {
+                    Decision::Error
+                } else {
+                    let body = if body_size > 0 {
+                        self.get_http_call_response_body(0, body_size)
+                            .unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    };
+                    let allowed_headers = w
+                        .policy
+                        .authz
+                        .as_ref()
+                        .map(|a| a.allowed_headers.as_slice())
+                        .unwrap_or_default();
+                    authz::decide(status, &body, allowed_headers)
+                };
+                if let Some(cfg) = &w.policy.authz {
+                    decisions::store(&key, &decision, now(), cfg.cache_ttl_seconds);
+                }
+                self.finish_authz(&w, allowed, &decision)
+            }
+            other => {
+                self.wait = other;
+                return;
+            }
         };
-        let status = self
-            .get_http_call_response_header(":status")
-            .and_then(|s| s.parse::<u16>().ok());
-        let body = if body_size > 0 {
-            self.get_http_call_response_body(0, body_size)
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let decision = authz::decide(status, &body, &cfg.allowed_headers);
-        if decision == authz::Decision::Error {
-            self.metrics.inc(Counter::AuthzErrors);
-        }
-        if self.apply(authz::finish(&cfg, allowed, &decision)) == Action::Continue {
+        if action == Action::Continue {
             self.resume_http_request();
         }
     }
@@ -203,19 +390,15 @@ impl Context for Http {
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(policy) = self.policy.clone() else {
-            return self.deny(&Denial {
-                status: 503,
-                body: r#"{"message":"Filter not configured"}"#.to_owned(),
-                www_authenticate: None,
-                reason: "no configuration".to_owned(),
-                consumer: None,
-            });
+        let Some(w) = self.worker.clone() else {
+            // Unreachable in both hosts (no request before a good configuration): fail closed.
+            self.send_http_response(
+                503,
+                vec![("content-type", "application/json")],
+                Some(br#"{"message":"Filter not configured"}"#),
+            );
+            return Action::Pause;
         };
-        let headers = self.get_http_request_headers();
-        let req = RequestView::from_headers(&headers);
-        let mut signals = Signals::default();
-        let outcome = engine::evaluate(&policy, &req, self.now(), &NoKeys, &mut signals);
-        self.apply(outcome)
+        self.run(&w, true)
     }
 }

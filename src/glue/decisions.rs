@@ -1,0 +1,73 @@
+//! The authorization decision cache in shared data, shared by every worker.
+//!
+//! ngx_wasm_module's shared data never evicts, so the cache is a fixed set of slots: a
+//! decision lives in slot `key % SLOTS`, stored with its full key and expiry, and a newer
+//! decision for another key that lands in the same slot replaces it. Memory is bounded by
+//! `SLOTS` times the largest entry (`MAX_ENTRY`).
+
+use super::shared;
+use crate::authz::Decision;
+use serde::{Deserialize, Serialize};
+
+/// Number of slots.
+pub const SLOTS: u32 = 4096;
+/// Largest stored entry; bigger decisions (many headers) are not cached.
+pub const MAX_ENTRY: usize = 4096;
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    exp: f64,
+    allow: bool,
+    headers: Vec<(String, String)>,
+}
+
+fn slot_key(key: &[u8; 32]) -> String {
+    let n = u32::from_le_bytes([key[0], key[1], key[2], key[3]]) % SLOTS;
+    format!("bouncer:authz:{n}")
+}
+
+/// A cached, unexpired decision for `key`.
+pub fn lookup(key: &[u8; 32], now: f64) -> Option<Decision> {
+    let (bytes, _) = shared::get(&slot_key(key));
+    let bytes = bytes?;
+    let (stored, rest) = bytes.split_at_checked(32)?;
+    if stored != key {
+        return None;
+    }
+    let e: Entry = serde_json::from_slice(rest).ok()?;
+    if e.exp <= now {
+        return None;
+    }
+    Some(if e.allow {
+        Decision::Allow(e.headers)
+    } else {
+        Decision::Deny
+    })
+}
+
+/// Cache an allow or a deny for `ttl` seconds; errors are never cached.
+pub fn store(key: &[u8; 32], decision: &Decision, now: f64, ttl: u64) {
+    if ttl == 0 {
+        return;
+    }
+    let (allow, headers) = match decision {
+        Decision::Allow(h) => (true, h.clone()),
+        Decision::Deny => (false, Vec::new()),
+        Decision::Error => return,
+    };
+    let entry = Entry {
+        exp: now + ttl as f64,
+        allow,
+        headers,
+    };
+    let Ok(json) = serde_json::to_vec(&entry) else {
+        return;
+    };
+    if json.len() > MAX_ENTRY {
+        return;
+    }
+    let mut value = Vec::with_capacity(32 + json.len());
+    value.extend_from_slice(key);
+    value.extend_from_slice(&json);
+    shared::put(&slot_key(key), &value);
+}

@@ -1,0 +1,70 @@
+//! Host calls the SDK would make with a panic on odd input, made safely here.
+//!
+//! The SDK's `get_map` unwraps `String::from_utf8` on every header name and value, so one
+//! non-UTF-8 header byte would trap the VM. Headers are read here with the raw import and
+//! converted lossily instead.
+
+use proxy_wasm::types::{MapType, Status};
+use std::ptr::null_mut;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(
+        map_type: MapType,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> Status;
+}
+
+fn le_u32(bytes: &[u8], at: usize) -> Option<usize> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    let arr: [u8; 4] = b.try_into().ok()?;
+    usize::try_from(u32::from_le_bytes(arr)).ok()
+}
+
+/// Decode the proxy-wasm header map serialization; `None` when it is malformed.
+pub fn decode_map(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    if bytes.is_empty() {
+        return Some(Vec::new());
+    }
+    let count = le_u32(bytes, 0)?;
+    let mut data = count.checked_mul(8)?.checked_add(4)?;
+    let mut out = Vec::with_capacity(count.min(1024));
+    for n in 0..count {
+        let s = n.checked_mul(8)?.checked_add(4)?;
+        let klen = le_u32(bytes, s)?;
+        let vlen = le_u32(bytes, s.checked_add(4)?)?;
+        let key = bytes.get(data..data.checked_add(klen)?)?;
+        data = data.checked_add(klen)?.checked_add(1)?;
+        let value = bytes.get(data..data.checked_add(vlen)?)?;
+        data = data.checked_add(vlen)?.checked_add(1)?;
+        out.push((
+            String::from_utf8_lossy(key).into_owned(),
+            String::from_utf8_lossy(value).into_owned(),
+        ));
+    }
+    Some(out)
+}
+
+/// All pairs of a header map, lossily UTF-8; empty on any host error.
+pub fn header_map(map: MapType) -> Vec<(String, String)> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer to a buffer it allocated in our memory with
+    // proxy_on_memory_allocate (the SDK's allocator), which we then own.
+    let bytes = unsafe {
+        match proxy_get_header_map_pairs(map, &mut data, &mut size) {
+            Status::Ok if !data.is_null() => Vec::from_raw_parts(data, size, size),
+            _ => return Vec::new(),
+        }
+    };
+    decode_map(&bytes).unwrap_or_default()
+}
+
+/// The `:status` of a callout answer, if it has one that parses.
+pub fn call_status(headers: &[(String, String)]) -> Option<u16> {
+    headers
+        .iter()
+        .find(|(k, _)| k == ":status")
+        .and_then(|(_, v)| v.trim().parse::<u16>().ok())
+}
