@@ -62,38 +62,131 @@ impl Route {
     }
 }
 
+/// The literal text every match of `pattern` must start with (conservative: it may be
+/// shorter than the real prefix, never longer). Top-level alternation gives "".
+pub fn literal_prefix(pattern: &str) -> String {
+    let p = pattern.strip_prefix('^').unwrap_or(pattern);
+    if p.contains('|') {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut chars = p.chars().peekable();
+    while let Some(c) = chars.next() {
+        let lit = match c {
+            '\\' => match chars.next() {
+                // An escaped punctuation character is itself; classes like \d end the prefix.
+                Some(e) if e.is_ascii_punctuation() => e,
+                _ => break,
+            },
+            '.' | '+' | '*' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '^' | '$' => break,
+            c => c,
+        };
+        // A quantifier after this character makes it optional or repeated: stop before it.
+        if matches!(chars.peek(), Some('?' | '*' | '{')) {
+            break;
+        }
+        out.push(lit);
+    }
+    out
+}
+
+/// Routes indexed by the literal prefix of their regex, so that a request only runs the
+/// regexes whose prefix it starts with: thousands of rules cost about what one does.
+#[derive(Debug, Clone, Default)]
+pub struct RouteIndex {
+    routes: Vec<Route>,
+    /// (prefix length, prefix -> route indices), by increasing length.
+    by_prefix: Vec<(usize, HashMap<String, Vec<usize>>)>,
+}
+
+impl RouteIndex {
+    /// Index compiled routes; `patterns` are their source regexes, in the same order.
+    pub fn new(routes: Vec<(Route, String)>) -> RouteIndex {
+        let mut by_len: std::collections::BTreeMap<usize, HashMap<String, Vec<usize>>> =
+            std::collections::BTreeMap::new();
+        let mut list = Vec::with_capacity(routes.len());
+        for (i, (route, pattern)) in routes.into_iter().enumerate() {
+            let prefix = literal_prefix(&pattern);
+            by_len
+                .entry(prefix.len())
+                .or_default()
+                .entry(prefix)
+                .or_default()
+                .push(i);
+            list.push(route);
+        }
+        RouteIndex {
+            routes: list,
+            by_prefix: by_len.into_iter().collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Whether any route matches.
+    pub fn any_match(&self, method: &str, path: &str) -> bool {
+        for (len, map) in &self.by_prefix {
+            let Some(head) = path.get(..*len) else {
+                // Longer than the path (or not at a char boundary): no route of this
+                // length can match... unless the boundary is the issue, so check it.
+                if *len > path.len() {
+                    break;
+                }
+                continue;
+            };
+            if let Some(ids) = map.get(head) {
+                if ids
+                    .iter()
+                    .filter_map(|i| self.routes.get(*i))
+                    .any(|r| r.matches(method, path))
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
 /// A consumer's route ACL: empty means unrestricted.
 #[derive(Debug, Clone, Default)]
 pub struct RouteSet {
-    routes: Vec<Route>,
+    index: RouteIndex,
 }
 
 impl RouteSet {
-    pub fn new(routes: Vec<Route>) -> RouteSet {
-        RouteSet { routes }
+    pub fn new(routes: Vec<(Route, String)>) -> RouteSet {
+        RouteSet {
+            index: RouteIndex::new(routes),
+        }
     }
 
     /// Whether the set restricts anything at all.
     pub fn is_restricted(&self) -> bool {
-        !self.routes.is_empty()
+        !self.index.is_empty()
     }
 
     /// Whether a request may pass: unrestricted, or some rule matches.
     pub fn allows(&self, method: &str, path: &str) -> bool {
-        self.routes.is_empty() || self.routes.iter().any(|r| r.matches(method, path))
+        self.index.is_empty() || self.index.any_match(method, path)
     }
 }
 
 /// The local permission model: permission name -> activities.
 #[derive(Debug, Default)]
 pub struct Permissions {
-    by_name: HashMap<String, Vec<Route>>,
+    by_name: HashMap<String, RouteIndex>,
 }
 
 impl Permissions {
-    pub fn new(entries: Vec<(String, Vec<Route>)>) -> Permissions {
+    pub fn new(entries: Vec<(String, Vec<(Route, String)>)>) -> Permissions {
         Permissions {
-            by_name: entries.into_iter().collect(),
+            by_name: entries
+                .into_iter()
+                .map(|(n, acts)| (n, RouteIndex::new(acts)))
+                .collect(),
         }
     }
 
@@ -107,7 +200,7 @@ impl Permissions {
         names.into_iter().any(|n| {
             self.by_name
                 .get(n)
-                .is_some_and(|acts| acts.iter().any(|r| r.matches(method, path)))
+                .is_some_and(|acts| acts.any_match(method, path))
         })
     }
 }
@@ -119,6 +212,10 @@ mod tests {
     fn route(methods: &[&str], path: &str) -> Route {
         let m: Vec<String> = methods.iter().map(|s| s.to_string()).collect();
         Route::new(&m, path).unwrap()
+    }
+
+    fn rp(methods: &[&str], path: &str) -> (Route, String) {
+        (route(methods, path), path.to_string())
     }
 
     #[test]
@@ -159,12 +256,12 @@ mod tests {
 
     #[test]
     fn route_set_and_permissions() {
-        let set = RouteSet::new(vec![route(&["GET"], "/a"), route(&["POST"], "/b")]);
+        let set = RouteSet::new(vec![rp(&["GET"], "/a"), rp(&["POST"], "/b")]);
         assert!(set.allows("GET", "/a"));
         assert!(set.allows("POST", "/b"));
         assert!(!set.allows("GET", "/b"));
         assert!(RouteSet::default().allows("PUT", "/anything"));
-        let p = Permissions::new(vec![("view".into(), vec![route(&["GET"], "/r(/[^/]+)?")])]);
+        let p = Permissions::new(vec![("view".into(), vec![rp(&["GET"], "/r(/[^/]+)?")])]);
         assert!(p.grants(["x", "view"], "GET", "/r/1"));
         assert!(!p.grants(["x"], "GET", "/r/1"));
         assert!(!p.grants(["view"], "POST", "/r/1"));
@@ -175,5 +272,73 @@ mod tests {
         let r = route(&["GET"], "(a+)+b");
         let path = "a".repeat(100_000);
         assert!(!r.matches("GET", &path));
+    }
+
+    #[test]
+    fn literal_prefixes() {
+        assert_eq!(
+            literal_prefix("^/api/v1/orders(/[^/]+)?$"),
+            "/api/v1/orders"
+        );
+        assert_eq!(literal_prefix("/api/v1/x.y"), "/api/v1/x");
+        assert_eq!(literal_prefix("/ab?"), "/a");
+        assert_eq!(literal_prefix("/ab*"), "/a");
+        assert_eq!(literal_prefix("/ab{2}"), "/a");
+        assert_eq!(literal_prefix("/a\\.b"), "/a.b");
+        assert_eq!(literal_prefix("/a\\d"), "/a");
+        assert_eq!(literal_prefix("/a|/b"), "");
+        assert_eq!(literal_prefix(".*"), "");
+        assert_eq!(literal_prefix("/é/x+"), "/é/x");
+    }
+
+    #[test]
+    fn index_agrees_with_a_scan() {
+        let patterns = [
+            "/api/v1/orders(/[^/]+)?",
+            "/api/v1/ab?c",
+            "/a|/b",
+            "/api/.*",
+            "/x\\.y",
+            "/ü/[0-9]+",
+            "/api/v1/orders/[0-9]+/items",
+            ".*/admin",
+            "/api/v1/orders/(new|old)",
+        ];
+        let routes: Vec<(Route, String)> = patterns.iter().map(|p| rp(&["GET"], p)).collect();
+        let idx = RouteIndex::new(routes.clone());
+        for path in [
+            "/api/v1/orders",
+            "/api/v1/orders/1",
+            "/api/v1/ac",
+            "/api/v1/abc",
+            "/a",
+            "/b",
+            "/api/zzz",
+            "/x.y",
+            "/xzy",
+            "/ü/12",
+            "/ü/",
+            "/api/v1/orders/5/items",
+            "/q/admin",
+            "/api/v1/orders/new",
+            "",
+            "/",
+            "/nothing",
+        ] {
+            let scan = routes.iter().any(|(r, _)| r.matches("GET", path));
+            assert_eq!(idx.any_match("GET", path), scan, "{path}");
+        }
+    }
+
+    #[test]
+    fn many_rules() {
+        let routes: Vec<(Route, String)> = (0..5000)
+            .map(|i| rp(&["GET"], &format!("/api/v1/resource{i}(/[^/]+)?")))
+            .collect();
+        let set = RouteSet::new(routes);
+        assert!(set.allows("GET", "/api/v1/resource4999/7"));
+        assert!(set.allows("GET", "/api/v1/resource0"));
+        assert!(!set.allows("GET", "/api/v1/resource5000"));
+        assert!(!set.allows("POST", "/api/v1/resource1"));
     }
 }

@@ -268,12 +268,13 @@ fn decode_base64_secret(s: &str) -> Option<Vec<u8>> {
     standard.decode(s).ok().or_else(|| url.decode(s).ok())
 }
 
-fn compile_route(path: &str, r: &RawRoute) -> Result<Route, ConfigError> {
+fn compile_route(path: &str, r: &RawRoute) -> Result<(Route, String), ConfigError> {
     Route::new(&r.methods, &r.path)
+        .map(|route| (route, r.path.clone()))
         .map_err(|(field, msg)| ConfigError::new(format!("{path}.{field}"), msg))
 }
 
-fn compile_routes(path: &str, routes: &[RawRoute]) -> Result<Vec<Route>, ConfigError> {
+fn compile_routes(path: &str, routes: &[RawRoute]) -> Result<Vec<(Route, String)>, ConfigError> {
     routes
         .iter()
         .enumerate()
@@ -385,7 +386,7 @@ struct Built {
 
 fn compile_consumers(
     raw: &[RawConsumer],
-    group_routes: &HashMap<String, Vec<Route>>,
+    group_routes: &HashMap<String, Vec<(Route, String)>>,
     hide_groups_header: bool,
 ) -> Result<Built, ConfigError> {
     let mut consumers = Vec::with_capacity(raw.len());
