@@ -44,12 +44,9 @@ pub fn bearer(value: &str) -> Option<&str> {
 }
 
 fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// Percent-decode a query component (`+` is a space, as nginx and Kong read it). Invalid
@@ -69,7 +66,9 @@ pub fn url_decode(s: &str) -> String {
                     bytes.get(i.saturating_add(1)),
                     bytes.get(i.saturating_add(2)),
                 ) {
-                    (Some(&h), Some(&l)) => hex(h).zip(hex(l)).map(|(h, l)| h * 16 + l),
+                    (Some(&h), Some(&l)) => hex(h)
+                        .zip(hex(l))
+                        .and_then(|(h, l)| h.checked_mul(16)?.checked_add(l)),
                     _ => None,
                 };
                 if let Some(d) = decoded {

@@ -373,7 +373,7 @@ fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
         let hi = (*pair.first()? as char).to_digit(16)?;
         let lo = (*pair.get(1)? as char).to_digit(16)?;
-        *o = u8::try_from(hi * 16 + lo).ok()?;
+        *o = u8::try_from(hi.checked_mul(16)?.checked_add(lo)?).ok()?;
     }
     Some(out)
 }

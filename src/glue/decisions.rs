@@ -66,7 +66,7 @@ pub fn store(key: &[u8; 32], decision: &Decision, now: f64, ttl: u64) {
     if json.len() > MAX_ENTRY {
         return;
     }
-    let mut value = Vec::with_capacity(32 + json.len());
+    let mut value = Vec::with_capacity(json.len().saturating_add(32));
     value.extend_from_slice(key);
     value.extend_from_slice(&json);
     shared::put(&slot_key(key), &value);

@@ -251,7 +251,9 @@ pub fn record(
             let refresh = r.refresh_seconds as f64;
             update_state(r, |s| {
                 s.fails = s.fails.saturating_add(1);
-                let exp = i32::try_from(s.fails.min(16)).unwrap_or(16) - 1;
+                let exp = i32::try_from(s.fails.min(16))
+                    .unwrap_or(16)
+                    .saturating_sub(1);
                 s.retry = now + 2f64.powi(exp).min(refresh).min(60.0);
                 s.lock = 0.0;
                 true
