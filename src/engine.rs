@@ -24,15 +24,49 @@ pub enum RemoteKeys {
     Unavailable,
 }
 
-/// Access to remote key sets, by provider index.
-pub trait KeyStore {
-    fn keys(&self, provider: usize) -> RemoteKeys;
+/// A token whose signature was verified, with what the rest of the pipeline needs from it.
+/// Time claims, revocations and access rules are checked again on every request.
+#[derive(Debug)]
+pub struct VerifiedToken {
+    pub consumer: usize,
+    /// The credential `key`, or the JWK's `kid` for a provider token.
+    pub credential: Option<String>,
+    /// The JWKS provider that verified it, if any.
+    pub provider: Option<usize>,
+    pub claims: Map<String, Value>,
+    /// The payload segment as received (base64url).
+    pub payload_segment: String,
 }
 
-/// A store with no remote keys (tests, or a policy without remote providers).
+/// What a verified-token cache knows about a token.
+#[derive(Debug, Clone)]
+pub enum CacheHit {
+    /// Verified in this worker: everything is at hand.
+    Full(Arc<VerifiedToken>),
+    /// Verified by another worker: the signature is good; the token is parsed again here.
+    Signature {
+        consumer: usize,
+        credential: Option<String>,
+        provider: Option<usize>,
+    },
+}
+
+/// What the pipeline asks of its surroundings: remote key sets, and a verified-token cache.
+pub trait Env {
+    /// A remote provider's keys.
+    fn keys(&self, provider: usize) -> RemoteKeys;
+    /// A cached verification of exactly this token, if any.
+    fn cached(&self, _token: &str) -> Option<CacheHit> {
+        None
+    }
+    /// Remember a verified token.
+    fn remember(&self, _token: &str, _verified: &Arc<VerifiedToken>) {}
+}
+
+/// No remote keys and no cache (tests, or a policy without remote providers).
 pub struct NoRemoteKeys;
 
-impl KeyStore for NoRemoteKeys {
+impl Env for NoRemoteKeys {
     fn keys(&self, _provider: usize) -> RemoteKeys {
         RemoteKeys::Unavailable
     }
@@ -177,11 +211,11 @@ impl AuthFailure {
     }
 }
 
-enum Auth<'t> {
+enum Auth {
     Ok {
         consumer: usize,
         credential: Option<String>,
-        token: Option<Box<Token<'t>>>,
+        token: Option<Arc<VerifiedToken>>,
     },
     Fail(AuthFailure),
     /// 503 Signing keys unavailable.
@@ -204,7 +238,7 @@ pub fn evaluate(
     policy: &Policy,
     req: &RequestView<'_>,
     now: f64,
-    keys: &dyn KeyStore,
+    env: &dyn Env,
     signals: &mut Signals,
 ) -> Outcome {
     // 1. Reserved headers: a duplicate is a 400; every copy is cleared.
@@ -258,7 +292,7 @@ pub fn evaluate(
     {
         Auth::Fail(AuthFailure::token("Multiple tokens provided"))
     } else if let Some(raw) = presented.tokens.first() {
-        authenticate_token(policy, raw, now, keys, signals)
+        authenticate_token(policy, raw, now, env, signals)
     } else if presented.api_keys.len() > 1 {
         Auth::Fail(AuthFailure {
             scheme: Scheme::Key,
@@ -461,7 +495,7 @@ fn hide(policy: &Policy, req: &RequestView<'_>, locations: &[Location], edits: &
     let _ = policy;
 }
 
-fn authenticate_api_key<'t>(policy: &Policy, key: &str) -> Auth<'t> {
+fn authenticate_api_key(policy: &Policy, key: &str) -> Auth {
     let digest = sha256(key.as_bytes());
     match policy.api_keys.get(&digest) {
         Some(cred) if ct_eq(&cred.digest, &digest) => Auth::Ok {
@@ -477,23 +511,135 @@ fn authenticate_api_key<'t>(policy: &Policy, key: &str) -> Auth<'t> {
     }
 }
 
-fn authenticate_token<'t>(
-    policy: &Policy,
-    raw: &'t str,
-    now: f64,
-    keys: &dyn KeyStore,
-    signals: &mut Signals,
-) -> Auth<'t> {
-    let token = match jwt::parse(raw, policy.max_token_bytes) {
-        Ok(t) => t,
-        Err(ParseError::TooLarge) => return Auth::Fail(AuthFailure::token("Bad token; too large")),
-        Err(ParseError::InvalidJson) => {
-            return Auth::Fail(AuthFailure::token("Bad token; invalid JSON"))
-        }
-        Err(ParseError::InvalidAlg) => {
-            return Auth::Fail(AuthFailure::token("Bad token; invalid alg"))
-        }
+/// The key set a provider's tokens are checked against, or why there is none.
+fn provider_keys<'a>(
+    policy: &'a Policy,
+    provider: usize,
+    env: &dyn Env,
+    holder: &'a mut Option<Arc<KeySet>>,
+) -> Result<&'a KeySet, Auth> {
+    match policy.providers.get(provider).map(|p| &p.source) {
+        Some(KeySource::Local(set)) => Ok(set),
+        Some(KeySource::Remote(_)) => match env.keys(provider) {
+            RemoteKeys::Loaded(s) => Ok(&**holder.insert(s)),
+            RemoteKeys::Pending => Err(Auth::Wait(provider)),
+            RemoteKeys::Unavailable => Err(Auth::KeysUnavailable),
+        },
+        None => Err(Auth::Fail(AuthFailure::token("Unauthorized"))),
+    }
+}
+
+/// Whether a cached verification still holds: for a provider token, its key is still in
+/// the provider's current key set (so a key removed by rotation stops its tokens).
+fn still_valid(policy: &Policy, env: &dyn Env, v: &VerifiedToken) -> bool {
+    let Some(p) = v.provider else {
+        return true;
     };
+    let mut holder = None;
+    match (provider_keys(policy, p, env, &mut holder), &v.credential) {
+        (Ok(set), Some(kid)) => set.by_kid(kid).is_some(),
+        (Ok(_), None) => true,
+        (Err(_), _) => false,
+    }
+}
+
+fn parse_failure(e: ParseError) -> Auth {
+    Auth::Fail(AuthFailure::token(match e {
+        ParseError::TooLarge => "Bad token; too large",
+        ParseError::InvalidJson => "Bad token; invalid JSON",
+        ParseError::InvalidAlg => "Bad token; invalid alg",
+    }))
+}
+
+fn authenticate_token(
+    policy: &Policy,
+    raw: &str,
+    now: f64,
+    env: &dyn Env,
+    signals: &mut Signals,
+) -> Auth {
+    if raw.len() > policy.max_token_bytes {
+        return parse_failure(ParseError::TooLarge);
+    }
+    let verified = match env.cached(raw) {
+        Some(CacheHit::Full(v)) if still_valid(policy, env, &v) => v,
+        Some(CacheHit::Signature {
+            consumer,
+            credential,
+            provider,
+        }) if policy.consumers.get(consumer).is_some() => {
+            let token = match jwt::parse(raw, policy.max_token_bytes) {
+                Ok(t) => t,
+                Err(e) => return parse_failure(e),
+            };
+            let v = Arc::new(VerifiedToken {
+                consumer,
+                credential,
+                provider,
+                payload_segment: token.payload_segment.to_owned(),
+                claims: token.claims,
+            });
+            if !still_valid(policy, env, &v) {
+                return verify_fresh(policy, raw, env, signals)
+                    .map_or_else(|a| a, |v| check_verified(policy, v, now));
+            }
+            env.remember(raw, &v);
+            v
+        }
+        _ => match verify_fresh(policy, raw, env, signals) {
+            Ok(v) => {
+                env.remember(raw, &v);
+                v
+            }
+            Err(auth) => return auth,
+        },
+    };
+    check_verified(policy, verified, now)
+}
+
+/// Claims and revocation: checked on every request, cached or not.
+fn check_verified(policy: &Policy, v: Arc<VerifiedToken>, now: f64) -> Auth {
+    let audiences = match v.provider.and_then(|p| policy.providers.get(p)) {
+        Some(p) if !p.audiences.is_empty() => &p.audiences,
+        _ => &policy.audiences,
+    };
+    let rules = ClaimRules {
+        verify_exp: policy.verify_exp,
+        verify_nbf: policy.verify_nbf,
+        maximum_expiration: policy.maximum_expiration,
+        clock_skew: policy.clock_skew,
+        audiences,
+    };
+    if let Err(failures) = jwt::check_claims(&v.claims, &rules, now) {
+        let reason = format!(
+            "claims: {}",
+            failures.keys().cloned().collect::<Vec<_>>().join(",")
+        );
+        return Auth::Fail(AuthFailure {
+            scheme: Scheme::InvalidToken,
+            body: Value::Object(failures).to_string(),
+            reason,
+        });
+    }
+    if revoked(policy, v.consumer, &v.claims) {
+        return Auth::Fail(AuthFailure::token("Token revoked"));
+    }
+    Auth::Ok {
+        consumer: v.consumer,
+        credential: v.credential.clone(),
+        token: Some(v),
+    }
+}
+
+/// Parse, find the credential or provider key, and verify the signature.
+fn verify_fresh(
+    policy: &Policy,
+    raw: &str,
+    env: &dyn Env,
+    signals: &mut Signals,
+) -> Result<Arc<VerifiedToken>, Auth> {
+    let token: Token<'_> = jwt::parse(raw, policy.max_token_bytes).map_err(parse_failure)?;
+    let fail = |m: &str| Auth::Fail(AuthFailure::token(m));
 
     // A JWKS provider, chosen by `iss`.
     let provider = token
@@ -501,43 +647,31 @@ fn authenticate_token<'t>(
         .get("iss")
         .and_then(Value::as_str)
         .and_then(|iss| policy.provider_for(iss));
-    let (consumer, credential, audiences) = if let Some(pi) = provider {
+    let input = token.signing_input.as_bytes();
+    let (consumer, credential) = if let Some(pi) = provider {
         let Some(p) = policy.providers.get(pi) else {
-            return Auth::Fail(AuthFailure::token("Unauthorized"));
+            return Err(fail("Unauthorized"));
         };
-        let remote;
-        let set: &KeySet = match &p.source {
-            KeySource::Local(set) => set,
-            KeySource::Remote(_) => match keys.keys(pi) {
-                RemoteKeys::Loaded(s) => {
-                    remote = s;
-                    &remote
-                }
-                RemoteKeys::Pending => return Auth::Wait(pi),
-                RemoteKeys::Unavailable => return Auth::KeysUnavailable,
-            },
-        };
+        let mut holder = None;
+        let set = provider_keys(policy, pi, env, &mut holder)?;
         let kid = match token.header.get("kid") {
             None | Some(Value::Null) => None,
             Some(Value::String(k)) => Some(k.as_str()),
-            Some(_) => {
-                return Auth::Fail(AuthFailure::token("No credentials found for given 'kid'"))
-            }
+            Some(_) => return Err(fail("No credentials found for given 'kid'")),
         };
-        let input = token.signing_input.as_bytes();
         let kid_used = match kid {
             Some(kid) => {
                 let Some(entry) = set.by_kid(kid) else {
                     if matches!(p.source, KeySource::Remote(_)) {
                         signals.unknown_kid = Some(pi);
                     }
-                    return Auth::Fail(AuthFailure::token("No credentials found for given 'kid'"));
+                    return Err(fail("No credentials found for given 'kid'"));
                 };
                 if !entry.fits(token.alg) {
-                    return Auth::Fail(AuthFailure::token("Invalid algorithm"));
+                    return Err(fail("Invalid algorithm"));
                 }
                 if !entry.key.verify(token.alg, input, &token.signature) {
-                    return Auth::Fail(AuthFailure::token("Invalid signature"));
+                    return Err(fail("Invalid signature"));
                 }
                 Some(kid.to_owned())
             }
@@ -552,22 +686,13 @@ fn authenticate_token<'t>(
                     }
                 }
                 match (any, found) {
-                    (false, _) => {
-                        return Auth::Fail(AuthFailure::token(
-                            "No credentials found for given 'kid'",
-                        ))
-                    }
-                    (true, None) => return Auth::Fail(AuthFailure::token("Invalid signature")),
+                    (false, _) => return Err(fail("No credentials found for given 'kid'")),
+                    (true, None) => return Err(fail("Invalid signature")),
                     (true, Some(k)) => k,
                 }
             }
         };
-        let aud = if p.audiences.is_empty() {
-            &policy.audiences
-        } else {
-            &p.audiences
-        };
-        (p.consumer, kid_used, aud)
+        (p.consumer, kid_used)
     } else {
         // A consumer credential, chosen by the key claim (claims first, then the header).
         let name = &policy.key_claim_name;
@@ -576,59 +701,28 @@ fn authenticate_token<'t>(
             Some(v) => Some(v),
         };
         let key = match key_value {
-            None => {
-                return Auth::Fail(AuthFailure::token(&format!(
-                    "No mandatory '{name}' in claims"
-                )))
-            }
+            None => return Err(fail(&format!("No mandatory '{name}' in claims"))),
             Some(Value::String(s)) if !s.is_empty() => s.as_str(),
-            Some(_) => {
-                return Auth::Fail(AuthFailure::token(&format!("Invalid '{name}' in claims")))
-            }
+            Some(_) => return Err(fail(&format!("Invalid '{name}' in claims"))),
         };
         let Some(cred) = policy.jwt_credentials.get(key) else {
-            return Auth::Fail(AuthFailure::token(&format!(
-                "No credentials found for given '{name}'"
-            )));
+            return Err(fail(&format!("No credentials found for given '{name}'")));
         };
         if cred.alg != token.alg {
-            return Auth::Fail(AuthFailure::token("Invalid algorithm"));
+            return Err(fail("Invalid algorithm"));
         }
-        if !cred
-            .key
-            .verify(token.alg, token.signing_input.as_bytes(), &token.signature)
-        {
-            return Auth::Fail(AuthFailure::token("Invalid signature"));
+        if !cred.key.verify(token.alg, input, &token.signature) {
+            return Err(fail("Invalid signature"));
         }
-        (cred.consumer, Some(cred.key_id.clone()), &policy.audiences)
+        (cred.consumer, Some(cred.key_id.clone()))
     };
-
-    let rules = ClaimRules {
-        verify_exp: policy.verify_exp,
-        verify_nbf: policy.verify_nbf,
-        maximum_expiration: policy.maximum_expiration,
-        clock_skew: policy.clock_skew,
-        audiences,
-    };
-    if let Err(failures) = jwt::check_claims(&token.claims, &rules, now) {
-        let reason = format!(
-            "claims: {}",
-            failures.keys().cloned().collect::<Vec<_>>().join(",")
-        );
-        return Auth::Fail(AuthFailure {
-            scheme: Scheme::InvalidToken,
-            body: Value::Object(failures).to_string(),
-            reason,
-        });
-    }
-    if revoked(policy, consumer, &token.claims) {
-        return Auth::Fail(AuthFailure::token("Token revoked"));
-    }
-    Auth::Ok {
+    Ok(Arc::new(VerifiedToken {
         consumer,
         credential,
-        token: Some(Box::new(token)),
-    }
+        provider,
+        payload_segment: token.payload_segment.to_owned(),
+        claims: token.claims,
+    }))
 }
 
 fn revoked(policy: &Policy, consumer: usize, claims: &Map<String, Value>) -> bool {

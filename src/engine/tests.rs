@@ -988,3 +988,127 @@ fn rfc_examples() {
         }
     }
 }
+
+// ---- the verified-token cache hooks ----
+
+#[derive(Default)]
+struct CountingEnv {
+    map: std::cell::RefCell<std::collections::HashMap<String, Arc<VerifiedToken>>>,
+    signature_only: bool,
+    remembered: std::cell::Cell<usize>,
+}
+
+impl Env for CountingEnv {
+    fn keys(&self, _p: usize) -> RemoteKeys {
+        RemoteKeys::Unavailable
+    }
+    fn cached(&self, token: &str) -> Option<CacheHit> {
+        let v = self.map.borrow().get(token).cloned()?;
+        Some(if self.signature_only {
+            CacheHit::Signature {
+                consumer: v.consumer,
+                credential: v.credential.clone(),
+                provider: v.provider,
+            }
+        } else {
+            CacheHit::Full(v)
+        })
+    }
+    fn remember(&self, token: &str, v: &Arc<VerifiedToken>) {
+        self.remembered.set(self.remembered.get() + 1);
+        self.map
+            .borrow_mut()
+            .insert(token.to_owned(), Arc::clone(v));
+    }
+}
+
+fn run_env(p: &Policy, env: &dyn Env, now: f64, hs_: &[(&str, &str)]) -> Outcome {
+    let h = headers("GET", "/", hs_);
+    evaluate(
+        p,
+        &RequestView::from_headers(&h),
+        now,
+        env,
+        &mut Signals::default(),
+    )
+}
+
+#[test]
+fn cached_tokens_still_get_time_and_revocation_checks() {
+    let p = policy(with(
+        base_config(),
+        json!({"revocations": {"jti": ["gone"]}}),
+    ));
+    for signature_only in [false, true] {
+        let env = CountingEnv {
+            signature_only,
+            ..Default::default()
+        };
+        let t = bearer(&hs(json!({"iss": "web-key", "exp": NOW + 10.0})));
+        let first = run_env(&p, &env, NOW, &[("authorization", &t)]);
+        allowed(&first);
+        assert_eq!(env.remembered.get(), 1);
+        let second = run_env(&p, &env, NOW, &[("authorization", &t)]);
+        assert_eq!(first, second, "a hit gives the same answer");
+        // Later, the same cached token has expired.
+        let d = denied(&run_env(&p, &env, NOW + 20.0, &[("authorization", &t)])).clone();
+        assert_eq!(d.status, 401);
+        assert_eq!(
+            serde_json::from_str::<Value>(&d.body).unwrap(),
+            json!({"exp": "token expired"})
+        );
+        // Bad signatures are never remembered.
+        let bad = bearer(&sign_hs256(
+            &json!({"alg": "HS256"}),
+            &good_claims("web-key"),
+            "nope",
+        ));
+        let before = env.remembered.get();
+        denied(&run_env(&p, &env, NOW, &[("authorization", &bad)]));
+        assert_eq!(env.remembered.get(), before);
+        // A revoked token is refused on a hit too.
+        let r = bearer(&hs(
+            json!({"iss": "web-key", "exp": NOW + 10.0, "jti": "gone"}),
+        ));
+        assert_deny(
+            &run_env(&p, &env, NOW, &[("authorization", &r)]),
+            401,
+            "Token revoked",
+            INVALID,
+        );
+        assert_deny(
+            &run_env(&p, &env, NOW, &[("authorization", &r)]),
+            401,
+            "Token revoked",
+            INVALID,
+        );
+    }
+}
+
+#[test]
+fn a_cache_entry_for_a_removed_jwks_key_is_not_trusted() {
+    // A provider with local keys: a Full hit naming a kid the set lacks is verified afresh.
+    let jwk: Value = serde_json::from_str(&read_key("keys/ec_p256_public.jwk.json")).unwrap();
+    let cfg = with(
+        base_config(),
+        json!({"jwks_providers": [{"issuer": "https://idp", "consumer": "web", "jwks": {"keys": [jwk]}}]}),
+    );
+    let p = policy(cfg);
+    let env = CountingEnv::default();
+    let fake = Arc::new(VerifiedToken {
+        consumer: 0,
+        credential: Some("removed-kid".into()),
+        provider: Some(0),
+        claims: serde_json::from_value(json!({"iss": "https://idp", "exp": NOW + 60.0})).unwrap(),
+        payload_segment: String::new(),
+    });
+    let t = hs(json!({"iss": "https://idp", "exp": NOW + 60.0}));
+    env.map.borrow_mut().insert(t.clone(), fake);
+    // Fresh verification: an HS256 token against an EC-only provider finds no fitting key.
+    assert_deny(
+        &run_env(&p, &env, NOW, &[("authorization", &bearer(&t))]),
+        401,
+        "No credentials found for given 'kid'",
+        INVALID,
+    );
+}

@@ -14,9 +14,12 @@ pub enum Counter {
     AuthzErrors,
     JwksFetches,
     JwksErrors,
+    TokenHitsLocal,
+    TokenHitsShared,
+    TokenMisses,
 }
 
-const NAMES: [&str; 8] = [
+const NAMES: [&str; 11] = [
     "bouncer_requests_allowed",
     "bouncer_requests_denied_401",
     "bouncer_requests_denied_403",
@@ -25,18 +28,21 @@ const NAMES: [&str; 8] = [
     "bouncer_authz_errors",
     "bouncer_jwks_fetches",
     "bouncer_jwks_errors",
+    "bouncer_token_cache_hits_local",
+    "bouncer_token_cache_hits_shared",
+    "bouncer_token_cache_misses",
 ];
 
 /// Metric ids as the host defined them (`None` where the host refused).
 #[derive(Debug, Default)]
 pub struct Metrics {
-    ids: [Option<u32>; 8],
+    ids: [Option<u32>; 11],
 }
 
 impl Metrics {
     /// Define every counter (idempotent in both hosts: the same name gives the same id).
     pub fn define() -> Metrics {
-        let mut ids = [None; 8];
+        let mut ids = [None; 11];
         for (id, name) in ids.iter_mut().zip(NAMES) {
             *id = hostcalls::define_metric(MetricType::Counter, name).ok();
         }

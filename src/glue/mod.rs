@@ -7,10 +7,13 @@ mod hostio;
 mod jwks;
 mod metrics;
 mod shared;
+mod tokens;
 
 use crate::authz::{self, Decision};
 use crate::config::{KeySource, Policy};
-use crate::engine::{self, Allowed, Denial, KeyStore, Outcome, RemoteKeys, RequestView, Signals};
+use crate::engine::{
+    self, Allowed, CacheHit, Denial, Env, Outcome, RemoteKeys, RequestView, Signals, VerifiedToken,
+};
 use bouncer_crypto::sha256;
 use metrics::{Counter, Metrics};
 use proxy_wasm::hostcalls;
@@ -25,6 +28,7 @@ struct Worker {
     policy: Policy,
     metrics: Metrics,
     jwks: jwks::Cache,
+    tokens: tokens::TokenCache,
     /// A digest of the configuration, mixed into decision-cache keys.
     fingerprint: [u8; 32],
 }
@@ -117,6 +121,7 @@ impl RootContext for Root {
             policy,
             metrics: Metrics::define(),
             jwks: jwks::Cache::default(),
+            tokens: tokens::TokenCache::default(),
             fingerprint: sha256(text.as_bytes()),
         }));
         log::info!("bouncer: configuration loaded");
@@ -150,7 +155,7 @@ struct WorkerKeys<'a> {
     may_wait: bool,
 }
 
-impl KeyStore for WorkerKeys<'_> {
+impl Env for WorkerKeys<'_> {
     fn keys(&self, provider: usize) -> RemoteKeys {
         jwks::request_keys(
             &self.worker.policy,
@@ -159,6 +164,16 @@ impl KeyStore for WorkerKeys<'_> {
             self.now,
             self.may_wait,
         )
+    }
+
+    fn cached(&self, token: &str) -> Option<CacheHit> {
+        let w = self.worker;
+        w.tokens.get(&w.fingerprint, token, &w.metrics)
+    }
+
+    fn remember(&self, token: &str, verified: &std::sync::Arc<VerifiedToken>) {
+        let w = self.worker;
+        w.tokens.put(&w.fingerprint, token, verified);
     }
 }
 
