@@ -3,7 +3,7 @@ CARGO  ?= cargo
 TARGET := wasm32-wasip1
 WASM   := target/$(TARGET)/release/bouncer.wasm
 
-.PHONY: all build test lint fmt clean setup
+.PHONY: all build test lint fmt clean setup dist
 
 all: build
 
@@ -31,3 +31,25 @@ fmt:
 
 clean:
 	$(CARGO) clean
+
+## dist: dist/bouncer.wasm (through wasm-opt when binaryen is installed, else a plain copy)
+##       and dist/bouncer.meta.json side by side: copy both into Kong's wasm_filters_path.
+##       -O3 keeps rustc's speed and saves ~13%; -Oz saves ~1% more (WASM_OPT_FLAGS=-Oz).
+DIST_WASM      := $(or $(CARGO_TARGET_DIR),target)/$(TARGET)/release/bouncer.wasm
+WASM_OPT       ?= wasm-opt
+WASM_OPT_FLAGS ?= -O3
+dist:
+	$(CARGO) build --release --target $(TARGET) -p bouncer
+	@mkdir -p dist
+	@if command -v $(WASM_OPT) >/dev/null 2>&1; then \
+		echo "$(WASM_OPT) $(WASM_OPT_FLAGS) $(DIST_WASM) -o dist/bouncer.wasm"; \
+		$(WASM_OPT) $(WASM_OPT_FLAGS) --enable-bulk-memory --enable-sign-ext \
+			--enable-mutable-globals --enable-nontrapping-float-to-int \
+			--enable-multivalue --enable-reference-types \
+			$(DIST_WASM) -o dist/bouncer.wasm; \
+	else \
+		echo "$(WASM_OPT) not found (Debian: apt-get install binaryen): copying the module as built"; \
+		cp $(DIST_WASM) dist/bouncer.wasm; \
+	fi
+	cp kong/bouncer.meta.json dist/bouncer.meta.json
+	@ls -l $(DIST_WASM) dist/bouncer.wasm | awk '{print $$9 ": " $$5 " bytes"}'

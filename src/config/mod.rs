@@ -351,8 +351,29 @@ fn compile_jwt_secret(path: &str, s: &RawJwtSecret) -> Result<(Alg, Key), Config
         }
         (Some(v), None) => Key::from_pem(v)
             .map_err(|e| ConfigError::new(format!("{path}.{field}"), e.to_string()))?,
-        (None, Some(jwk)) => Key::from_jwk(jwk)
-            .map_err(|e| ConfigError::new(format!("{path}.jwk"), e.to_string()))?,
+        (None, Some(jwk)) => {
+            if let Some(a) = jwk.get("alg").and_then(serde_json::Value::as_str) {
+                if a != alg.name() {
+                    return Err(ConfigError::new(
+                        format!("{path}.jwk"),
+                        format!(
+                            "its alg {a} is not the credential's algorithm {}",
+                            alg.name()
+                        ),
+                    ));
+                }
+            }
+            if let Some(u) = jwk.get("use") {
+                if u.as_str() != Some("sig") {
+                    return Err(ConfigError::new(
+                        format!("{path}.jwk"),
+                        "its use is not \"sig\"",
+                    ));
+                }
+            }
+            Key::from_jwk(jwk)
+                .map_err(|e| ConfigError::new(format!("{path}.jwk"), e.to_string()))?
+        }
     };
     if !key.fits(alg) {
         let f = if s.jwk.is_some() { "jwk" } else { field };
@@ -613,6 +634,12 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
             ));
         }
         let h = header_name(format!("claims_to_headers[{i}].header"), &ch.header)?;
+        if reserved.contains(&h) {
+            return Err(ConfigError::new(
+                format!("claims_to_headers[{i}].header"),
+                format!("'{h}' is already set by the filter"),
+            ));
+        }
         reserved.push(h.clone());
         claims_to_headers.push((ch.claim.clone(), h));
     }
@@ -620,6 +647,12 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         None => None,
         Some(h) => {
             let h = header_name("forward_payload_header".to_owned(), h)?;
+            if reserved.contains(&h) {
+                return Err(ConfigError::new(
+                    "forward_payload_header",
+                    format!("'{h}' is already set by the filter"),
+                ));
+            }
             reserved.push(h.clone());
             Some(h)
         }
@@ -795,6 +828,14 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
                 }
                 if a.timeout_ms == 0 {
                     return Err(ConfigError::new("authz.timeout_ms", "must be at least 1"));
+                }
+                for (i, h) in allowed_headers.iter().enumerate() {
+                    if reserved.contains(h) {
+                        return Err(ConfigError::new(
+                            format!("authz.allowed_headers[{i}]"),
+                            format!("'{h}' is already set by the filter"),
+                        ));
+                    }
                 }
                 reserved.extend(allowed_headers.iter().cloned());
                 authz = Some(AuthzCallout {

@@ -4,8 +4,47 @@
 //! beyond JSON types: `super::compile` turns a [`RawConfig`] into a [`super::Policy`] and names
 //! the JSON path of every semantic error.
 
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+/// A JSON array, or an empty object: Kong's cjson encodes an empty Lua table as `{}`, so an
+/// empty list in a Kong configuration may arrive as an object.
+fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    struct V<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut v = Vec::new();
+            while let Some(x) = seq.next_element()? {
+                v.push(x);
+            }
+            Ok(v)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<T>, A::Error> {
+            if map.next_key::<IgnoredAny>()?.is_some() {
+                return Err(de::Error::invalid_type(Unexpected::Map, &self));
+            }
+            Ok(Vec::new())
+        }
+    }
+    d.deserialize_any(V(PhantomData))
+}
+
+/// [`list`] for an optional field (`null` is absent).
+fn opt_list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(bound = "T: Deserialize<'de>")]
+    struct W<T>(#[serde(deserialize_with = "list")] Vec<T>);
+    Ok(Option::<W<T>>::deserialize(d)?.map(|w| w.0))
+}
 
 fn default_header_names() -> Vec<String> {
     vec!["authorization".to_owned()]
@@ -33,21 +72,21 @@ fn default_max_token_bytes() -> u64 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    #[serde(default = "default_header_names")]
+    #[serde(default = "default_header_names", deserialize_with = "list")]
     pub header_names: Vec<String>,
-    #[serde(default = "default_uri_param_names")]
+    #[serde(default = "default_uri_param_names", deserialize_with = "list")]
     pub uri_param_names: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub cookie_names: Vec<String>,
     #[serde(default = "default_key_claim_name")]
     pub key_claim_name: String,
-    #[serde(default = "default_claims_to_verify")]
+    #[serde(default = "default_claims_to_verify", deserialize_with = "list")]
     pub claims_to_verify: Vec<String>,
     #[serde(default)]
     pub maximum_expiration: f64,
     #[serde(default)]
     pub clock_skew_seconds: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub audiences: Vec<String>,
     #[serde(default)]
     pub realm: Option<String>,
@@ -57,21 +96,21 @@ pub struct RawConfig {
     pub run_on_preflight: bool,
     #[serde(default)]
     pub hide_credentials: bool,
-    #[serde(default = "default_key_names")]
+    #[serde(default = "default_key_names", deserialize_with = "list")]
     pub key_names: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub consumers: Vec<RawConsumer>,
     #[serde(default)]
     pub acl: Option<RawAcl>,
     #[serde(default)]
     pub group_routes: BTreeMap<String, Vec<RawRoute>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub jwks_providers: Vec<RawProvider>,
     #[serde(default)]
     pub authz: Option<RawAuthz>,
     #[serde(default)]
     pub permissions: Option<BTreeMap<String, Vec<RawRoute>>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub claims_to_headers: Vec<RawClaimHeader>,
     #[serde(default)]
     pub forward_payload_header: Option<String>,
@@ -90,13 +129,13 @@ pub struct RawConsumer {
     pub id: Option<String>,
     #[serde(default)]
     pub custom_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub groups: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub jwt_secrets: Vec<RawJwtSecret>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub keyauth_credentials: Vec<RawKeyAuth>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub routes: Vec<RawRoute>,
     #[serde(default)]
     pub issued_before: f64,
@@ -133,6 +172,7 @@ pub struct RawKeyAuth {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
+    #[serde(deserialize_with = "list")]
     pub methods: Vec<String>,
     pub path: String,
 }
@@ -141,9 +181,9 @@ pub struct RawRoute {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAcl {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_list")]
     pub allow: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_list")]
     pub deny: Option<Vec<String>>,
     #[serde(default)]
     pub hide_groups_header: bool,
@@ -155,7 +195,7 @@ pub struct RawAcl {
 pub struct RawProvider {
     pub issuer: String,
     pub consumer: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub audiences: Vec<String>,
     #[serde(default)]
     pub upstream: Option<String>,
@@ -200,13 +240,13 @@ pub struct RawAuthz {
     pub permissions_claim: String,
     #[serde(default = "default_cache_ttl")]
     pub cache_ttl_seconds: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub skip_groups: Vec<String>,
     #[serde(default = "default_status_on_error")]
     pub status_on_error: u16,
     #[serde(default)]
     pub failure_mode_allow: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub allowed_headers: Vec<String>,
 }
 
@@ -222,7 +262,7 @@ pub struct RawClaimHeader {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRevocations {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub jti: Vec<String>,
     #[serde(default)]
     pub subjects_issued_before: BTreeMap<String, f64>,

@@ -196,10 +196,42 @@ fn field_errors() {
             json!({"consumers": [{"username": "c"}], "jwks_providers": [{"issuer": "i", "consumer": "c", "upstream": "idp", "path": "/j", "refresh_seconds": 0}]}),
             "jwks_providers[0].refresh_seconds: must be at least 1",
         ),
+        (
+            json!({"claims_to_headers": [{"claim": "sub", "header": "X-Consumer-ID"}]}),
+            "claims_to_headers[0].header: 'x-consumer-id' is already set by the filter",
+        ),
+        (
+            json!({"claims_to_headers": [{"claim": "a", "header": "x-a"}, {"claim": "b", "header": "x-a"}]}),
+            "claims_to_headers[1].header: 'x-a' is already set",
+        ),
+        (
+            json!({"claims_to_headers": [{"claim": "a", "header": "x-a"}], "forward_payload_header": "x-a"}),
+            "forward_payload_header: 'x-a' is already set",
+        ),
+        (
+            json!({"authz": {"upstream": "opa", "path": "/v", "allowed_headers": ["x-consumer-groups"]}}),
+            "authz.allowed_headers[0]: 'x-consumer-groups' is already set",
+        ),
+        (
+            json!({"consumers": [{"username": "a", "groups": {"x": 1}}]}),
+            "consumers[0].groups: invalid type: map",
+        ),
     ];
     for (cfg, want) in cases {
         assert_err(cfg, want);
     }
+}
+
+#[test]
+fn kong_empty_lists_as_objects() {
+    // Kong's cjson encodes an empty Lua table as {}.
+    let p = Policy::from_json(
+        r#"{"cookie_names": {}, "audiences": {}, "consumers": [{"username": "a", "groups": {}, "routes": {}}],
+            "acl": {"deny": ["x"]}, "claims_to_headers": {}}"#,
+    )
+    .unwrap();
+    assert!(p.cookie_names.is_empty() && p.audiences.is_empty());
+    assert!(p.consumers[0].groups.is_empty());
 }
 
 fn secret_cfg(secret: Value) -> Value {
