@@ -241,6 +241,28 @@ pub fn evaluate(
     env: &dyn Env,
     signals: &mut Signals,
 ) -> Outcome {
+    // Header names are compared in lowercase: Kong hands them over as the client wrote them.
+    let lowered: Vec<(String, String)>;
+    let view;
+    let req = if req
+        .headers
+        .iter()
+        .any(|(k, _)| k.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        lowered = req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        view = RequestView {
+            headers: &lowered,
+            ..*req
+        };
+        &view
+    } else {
+        req
+    };
+
     // 1. Reserved headers: a duplicate is a 400; every copy is cleared.
     let mut edits = Edits::default();
     let mut seen: Vec<&str> = Vec::new();

@@ -38,10 +38,10 @@ pub fn decode_map(bytes: &[u8]) -> Option<Vec<(String, String)>> {
         data = data.checked_add(klen)?.checked_add(1)?;
         let value = bytes.get(data..data.checked_add(vlen)?)?;
         data = data.checked_add(vlen)?.checked_add(1)?;
-        out.push((
-            String::from_utf8_lossy(key).into_owned(),
-            String::from_utf8_lossy(value).into_owned(),
-        ));
+        // Kong passes names as the client wrote them; every comparison is in lowercase.
+        let mut name = String::from_utf8_lossy(key).into_owned();
+        name.make_ascii_lowercase();
+        out.push((name, String::from_utf8_lossy(value).into_owned()));
     }
     Some(out)
 }

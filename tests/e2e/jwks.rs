@@ -1,0 +1,281 @@
+//! JWKS providers: local keys, remote fetch, rotation, unknown-kid refetch and its rate limit,
+//! the first request waiting for the first fetch, failures keeping old keys, malformed answers,
+//! and workers sharing one fetch.
+
+use crate::support::*;
+use bouncer_harness::{CalloutReply, Host, Profile};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn jwk(file: &str) -> Value {
+    serde_json::from_str(&read_vector_file(file)).unwrap()
+}
+
+fn rsa() -> Value {
+    jwk("keys/rsa2048_public.jwk.json")
+}
+
+fn ec() -> Value {
+    jwk("keys/ec_p256_public.jwk.json")
+}
+
+fn idp_upstream(profile: Profile) -> &'static str {
+    match profile {
+        Profile::Envoy => "idp",
+        Profile::Kong => "127.0.0.1:9000",
+    }
+}
+
+fn remote_config(profile: Profile) -> Value {
+    json!({
+        "consumers": [{"username": "staff", "groups": ["employees"]}],
+        "jwks_providers": [{"issuer": "bouncer-vectors", "consumer": "staff",
+            "upstream": idp_upstream(profile), "authority": "idp.example.com",
+            "path": "/.well-known/jwks.json", "refresh_seconds": 600, "timeout_ms": 500}]
+    })
+}
+
+/// A host whose IdP serves `jwks` (changeable) and counts fetches.
+struct Idp {
+    host: Host,
+    body: Arc<Mutex<CalloutReply>>,
+    fetches: Arc<AtomicUsize>,
+}
+
+fn idp(profile: Profile, keys: Vec<Value>) -> Idp {
+    let host = host(profile);
+    let body = Arc::new(Mutex::new(CalloutReply::json(
+        200,
+        &json!({ "keys": keys }).to_string(),
+    )));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let (b, n) = (Arc::clone(&body), Arc::clone(&fetches));
+    host.set_callout_handler(move |call| {
+        assert_eq!(call.path(), "/.well-known/jwks.json");
+        assert_eq!(call.method(), "GET");
+        assert_eq!(call.authority(), "idp.example.com");
+        n.fetch_add(1, Ordering::SeqCst);
+        b.lock().unwrap().clone()
+    });
+    Idp {
+        host,
+        body,
+        fetches,
+    }
+}
+
+impl Idp {
+    fn serve(&self, keys: Vec<Value>) {
+        *self.body.lock().unwrap() = CalloutReply::json(200, &json!({ "keys": keys }).to_string());
+    }
+    fn fail(&self, reply: CalloutReply) {
+        *self.body.lock().unwrap() = reply;
+    }
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+fn rs256() -> String {
+    bearer(&vector("valid_RS256"))
+}
+
+fn es256() -> String {
+    bearer(&vector("valid_ES256"))
+}
+
+#[test]
+fn local_keys() {
+    for profile in PROFILES {
+        let h = host(profile);
+        let cfg = json!({
+            "consumers": [{"username": "staff"}],
+            "jwks_providers": [{"issuer": "bouncer-vectors", "consumer": "staff", "jwks": {"keys": [rsa(), ec()]}}]
+        });
+        let mut f = filter(&h, &cfg);
+        let out = run(&mut f, get("/").header("authorization", &rs256()));
+        assert_eq!(upstream(&out, "x-consumer-username"), Some("staff"));
+        assert_eq!(upstream(&out, "x-credential-identifier"), Some("vec-rsa-1"));
+        let out = run(&mut f, get("/").header("authorization", &es256()));
+        assert_eq!(
+            upstream(&out, "x-credential-identifier"),
+            Some("vec-ec256-1")
+        );
+        let out = run(
+            &mut f,
+            get("/").header("authorization", &bearer(&vector("valid_ES384"))),
+        );
+        assert_message(&out, 401, "No credentials found for given 'kid'");
+        let out = run(
+            &mut f,
+            get("/").header("authorization", &bearer(&vector("tampered_payload_RS256"))),
+        );
+        assert_message(&out, 401, "Invalid signature");
+    }
+}
+
+#[test]
+fn remote_fetch_and_two_workers_share_it() {
+    for profile in PROFILES {
+        let idp = idp(profile, vec![rsa()]);
+        let mut f1 = filter(&idp.host, &remote_config(profile));
+        assert_eq!(idp.fetches(), 1, "fetched at start");
+        assert_eq!(f1.tick_period(), Some(Duration::from_secs(1)));
+        let mut f2 = filter(&idp.host, &remote_config(profile));
+        assert_eq!(idp.fetches(), 1, "the second worker uses the shared keys");
+        for f in [&mut f1, &mut f2] {
+            let out = run(f, get("/").header("authorization", &rs256()));
+            assert_eq!(upstream(&out, "x-credential-identifier"), Some("vec-rsa-1"));
+        }
+        // Ticks before the refresh is due fetch nothing; after it, exactly one worker fetches.
+        f1.tick().unwrap();
+        f2.tick().unwrap();
+        assert_eq!(idp.fetches(), 1);
+        idp.host.advance(Duration::from_secs(601));
+        f1.tick().unwrap();
+        f2.tick().unwrap();
+        assert_eq!(idp.fetches(), 2);
+        assert_eq!(idp.host.metric("bouncer_jwks_fetches"), Some(2));
+    }
+}
+
+#[test]
+fn rotation_and_unknown_kid_refetch_rate_limit() {
+    for profile in PROFILES {
+        let idp = idp(profile, vec![rsa()]);
+        let mut f = filter(&idp.host, &remote_config(profile));
+        assert!(run(&mut f, get("/").header("authorization", &rs256())).is_allowed());
+        // The IdP rotates: the EC key appears, the RSA key is gone.
+        idp.serve(vec![ec()]);
+        let out = run(&mut f, get("/").header("authorization", &es256()));
+        assert_eq!(
+            upstream(&out, "x-credential-identifier"),
+            Some("vec-ec256-1"),
+            "unknown kid refetched at once"
+        );
+        assert_eq!(idp.fetches(), 2);
+        let out = run(&mut f, get("/").header("authorization", &rs256()));
+        assert_message(&out, 401, "No credentials found for given 'kid'");
+        assert_eq!(
+            idp.fetches(),
+            2,
+            "at most one unknown-kid refetch per refresh_seconds"
+        );
+        for _ in 0..20 {
+            run(
+                &mut f,
+                get("/").header("authorization", &bearer(&vector("valid_ES384"))),
+            );
+        }
+        assert_eq!(
+            idp.fetches(),
+            2,
+            "a flood of bad kids cannot hammer the IdP"
+        );
+        idp.host.advance(Duration::from_secs(601));
+        run(
+            &mut f,
+            get("/").header("authorization", &bearer(&vector("valid_ES384"))),
+        );
+        assert_eq!(idp.fetches(), 3);
+    }
+}
+
+#[test]
+fn first_request_waits_for_the_first_fetch() {
+    for profile in PROFILES {
+        let h = host(profile);
+        h.set_callout_handler(|_| CalloutReply::Manual);
+        let mut f = filter(&h, &remote_config(profile));
+        assert_eq!(f.pending_root_callouts().len(), 1);
+        let out = run(&mut f, get("/").header("authorization", &rs256()));
+        assert!(out.is_pending(), "waits instead of failing: {out:?}");
+        let call = f
+            .pending_callouts()
+            .into_iter()
+            .find(|c| !c.from_root)
+            .unwrap();
+        let done = f
+            .respond(
+                call.token,
+                CalloutReply::json(200, &json!({"keys": [rsa()]}).to_string()),
+            )
+            .unwrap();
+        assert_eq!(
+            upstream(&done, "x-credential-identifier"),
+            Some("vec-rsa-1")
+        );
+        // A fetch that fails while a request waits: 503.
+        let h = host(profile);
+        h.set_callout_handler(|_| CalloutReply::Manual);
+        let mut f = filter(&h, &remote_config(profile));
+        let out = run(&mut f, get("/").header("authorization", &rs256()));
+        assert!(out.is_pending());
+        let call = f
+            .pending_callouts()
+            .into_iter()
+            .find(|c| !c.from_root)
+            .unwrap();
+        let done = f.respond(call.token, CalloutReply::Timeout).unwrap();
+        assert_message(&done, 503, "Signing keys unavailable");
+    }
+}
+
+#[test]
+fn never_loaded_is_503_and_failures_keep_old_keys() {
+    for profile in PROFILES {
+        let idp = idp(profile, vec![]);
+        idp.fail(CalloutReply::json(500, "{}"));
+        let mut f = filter(&idp.host, &remote_config(profile));
+        assert_message(
+            &run(&mut f, get("/").header("authorization", &rs256())),
+            503,
+            "Signing keys unavailable",
+        );
+        assert_eq!(idp.host.metric("bouncer_jwks_errors"), Some(1));
+        // Retried with backoff on the tick.
+        idp.serve(vec![rsa()]);
+        idp.host.advance(Duration::from_secs(2));
+        f.tick().unwrap();
+        assert!(run(&mut f, get("/").header("authorization", &rs256())).is_allowed());
+        // A failed refresh keeps serving the last good keys.
+        for bad in [
+            CalloutReply::json(500, "{}"),
+            CalloutReply::Timeout,
+            CalloutReply::json(200, "not json"),
+            CalloutReply::json(200, r#"{"keys": "x"}"#),
+            CalloutReply::json(200, r#"{"keys": []}"#),
+            CalloutReply::json(200, r#"{"keys": [{"kty": "RSA", "kid": "broken"}]}"#),
+        ] {
+            idp.fail(bad);
+            idp.host.advance(Duration::from_secs(700));
+            f.tick().unwrap();
+            assert!(run(&mut f, get("/").header("authorization", &rs256())).is_allowed());
+        }
+        assert!(idp.host.metric("bouncer_jwks_errors").unwrap() >= 7);
+    }
+}
+
+#[test]
+fn malformed_first_answers_are_503_not_traps() {
+    for profile in PROFILES {
+        for body in [
+            "",
+            "[]",
+            "{\"keys\": null}",
+            "{\"keys\": [1, \"x\", {}]}",
+            &"[".repeat(10_000),
+        ] {
+            let idp = idp(profile, vec![]);
+            idp.fail(CalloutReply::json(200, body));
+            let mut f = filter(&idp.host, &remote_config(profile));
+            assert_message(
+                &run(&mut f, get("/").header("authorization", &rs256())),
+                503,
+                "Signing keys unavailable",
+            );
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The host: one proxy process (Envoy or Kong) with its clock, shared data, metrics and logs.
+
+use crate::http::{Callout, CalloutReply};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Which proxy the host reproduces (see `shared/spec/HOSTS.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// Envoy's `envoy.filters.http.wasm`.
+    Envoy,
+    /// Kong's ngx_wasm_module filter chains.
+    Kong,
+}
+
+/// A proxy-wasm log level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// 0
+    Trace,
+    /// 1
+    Debug,
+    /// 2
+    Info,
+    /// 3
+    Warn,
+    /// 4
+    Error,
+    /// 5
+    Critical,
+}
+
+impl LogLevel {
+    pub(crate) fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            0 => LogLevel::Trace,
+            1 => LogLevel::Debug,
+            2 => LogLevel::Info,
+            3 => LogLevel::Warn,
+            4 => LogLevel::Error,
+            5 => LogLevel::Critical,
+            _ => return None,
+        })
+    }
+}
+
+/// One log line from a filter (`proxy_log`, or a line the module wrote to stdout (Info) or
+/// stderr (Error) through WASI).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    /// The filter instance (worker VM) that logged it.
+    pub instance: u32,
+    /// The effective context when it was logged.
+    pub context_id: u32,
+    /// Level.
+    pub level: LogLevel,
+    /// Message.
+    pub message: String,
+}
+
+/// A metric as the host holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metric {
+    /// Name given to `define_metric`.
+    pub name: String,
+    /// 0 counter, 1 gauge, 2 histogram.
+    pub kind: u32,
+    /// Current value (a histogram keeps its last recorded value).
+    pub value: u64,
+}
+
+type Handler = Arc<dyn Fn(&Callout) -> CalloutReply + Send + Sync>;
+
+#[derive(Default)]
+pub(crate) struct SharedData {
+    pub map: HashMap<Vec<u8>, (Vec<u8>, u32)>,
+    pub next_cas: u32,
+}
+
+#[derive(Default)]
+pub(crate) struct Queues {
+    pub by_name: HashMap<Vec<u8>, u32>,
+    pub items: HashMap<u32, VecDeque<Vec<u8>>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Metrics {
+    pub by_name: HashMap<String, u32>,
+    pub list: Vec<Metric>,
+}
+
+pub(crate) struct HostInner {
+    pub profile: Profile,
+    pub now_nanos: AtomicU64,
+    pub clusters: Mutex<HashSet<String>>,
+    pub shared: Mutex<SharedData>,
+    pub queues: Mutex<Queues>,
+    pub metrics: Mutex<Metrics>,
+    pub logs: Mutex<VecDeque<LogEntry>>,
+    pub log_capacity: AtomicUsize,
+    pub log_level: AtomicU32,
+    pub handler: Mutex<Option<Handler>>,
+    pub properties: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
+    pub next_instance: AtomicU32,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl HostInner {
+    pub fn now(&self) -> u64 {
+        self.now_nanos.load(Ordering::Relaxed)
+    }
+
+    pub fn advance(&self, d: Duration) {
+        self.now_nanos
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub fn log(&self, entry: LogEntry) {
+        let cap = self.log_capacity.load(Ordering::Relaxed);
+        if cap == 0 {
+            return;
+        }
+        let mut logs = lock(&self.logs);
+        while logs.len() >= cap {
+            logs.pop_front();
+        }
+        logs.push_back(entry);
+    }
+
+    pub fn handler(&self) -> Option<Handler> {
+        lock(&self.handler).clone()
+    }
+}
+
+/// Default start of the host clock: 2026-01-01T00:00:00Z.
+pub const DEFAULT_UNIX_TIME: u64 = 1_767_225_600;
+
+/// One proxy process: its profile, clock, clusters, shared data, metrics, logs and callout
+/// handler. Every [`crate::Filter`] created from it is one worker VM of that process and shares
+/// its shared data and metrics. Cloning gives another handle to the same host.
+#[derive(Clone)]
+pub struct Host {
+    pub(crate) inner: Arc<HostInner>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("profile", &self.inner.profile)
+            .field("now", &self.now())
+            .finish()
+    }
+}
+
+impl Host {
+    /// A host with this profile, its clock at [`DEFAULT_UNIX_TIME`], no clusters, and every log
+    /// kept (up to 100 000 lines).
+    pub fn new(profile: Profile) -> Self {
+        Self {
+            inner: Arc::new(HostInner {
+                profile,
+                now_nanos: AtomicU64::new(DEFAULT_UNIX_TIME * 1_000_000_000),
+                clusters: Mutex::default(),
+                shared: Mutex::default(),
+                queues: Mutex::default(),
+                metrics: Mutex::default(),
+                logs: Mutex::default(),
+                log_capacity: AtomicUsize::new(100_000),
+                log_level: AtomicU32::new(0),
+                handler: Mutex::new(None),
+                properties: Mutex::default(),
+                next_instance: AtomicU32::new(1),
+            }),
+        }
+    }
+
+    /// `Host::new(Profile::Envoy)`.
+    pub fn envoy() -> Self {
+        Self::new(Profile::Envoy)
+    }
+
+    /// `Host::new(Profile::Kong)`.
+    pub fn kong() -> Self {
+        Self::new(Profile::Kong)
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> Profile {
+        self.inner.profile
+    }
+
+    /// Sets the clock to `secs` after the Unix epoch (builder form of [`set_time`](Self::set_time)).
+    pub fn at_unix(self, secs: u64) -> Self {
+        self.set_time(UNIX_EPOCH + Duration::from_secs(secs));
+        self
+    }
+
+    /// Declares upstreams that exist: for Envoy, cluster names (`dispatch_http_call` to any other
+    /// name fails with BadArgument); for Kong, host names the resolver knows (a callout to
+    /// another name, not an IP literal, fails through `on_http_call_response`).
+    pub fn with_clusters(self, names: &[&str]) -> Self {
+        for n in names {
+            self.add_cluster(n);
+        }
+        self
+    }
+
+    /// Declares one upstream (see [`with_clusters`](Self::with_clusters)).
+    pub fn add_cluster(&self, name: &str) {
+        lock(&self.inner.clusters).insert(name.to_string());
+    }
+
+    /// The clock.
+    pub fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.inner.now())
+    }
+
+    /// The clock in whole seconds since the epoch.
+    pub fn now_unix(&self) -> u64 {
+        self.inner.now() / 1_000_000_000
+    }
+
+    /// Sets the clock.
+    pub fn set_time(&self, t: SystemTime) {
+        let nanos = t
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        self.inner.now_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, d: Duration) {
+        self.inner.advance(d);
+    }
+
+    /// Answers every callout dispatched from now on, right after the callback that dispatched
+    /// it returns (or after [`CalloutReply::Delayed`]'s delay on the host clock).
+    /// [`CalloutReply::Manual`] leaves one for [`crate::Filter::respond`].
+    pub fn set_callout_handler(
+        &self,
+        f: impl Fn(&Callout) -> CalloutReply + Send + Sync + 'static,
+    ) {
+        *lock(&self.inner.handler) = Some(Arc::new(f));
+    }
+
+    /// Removes the callout handler: callouts wait for [`crate::Filter::respond`].
+    pub fn clear_callout_handler(&self) {
+        *lock(&self.inner.handler) = None;
+    }
+
+    /// A shared-data entry: its value and CAS.
+    pub fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        lock(&self.inner.shared).map.get(key.as_bytes()).cloned()
+    }
+
+    /// Writes a shared-data entry (unconditionally); returns its new CAS.
+    pub fn set_shared_data(&self, key: &str, value: &[u8]) -> u32 {
+        let mut s = lock(&self.inner.shared);
+        s.next_cas = s.next_cas.wrapping_add(1).max(1);
+        let cas = s.next_cas;
+        s.map.insert(key.as_bytes().to_vec(), (value.to_vec(), cas));
+        cas
+    }
+
+    /// The value of the metric called `name`.
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        let m = lock(&self.inner.metrics);
+        m.by_name.get(name).map(|&id| m.list[id as usize - 1].value)
+    }
+
+    /// Every metric defined so far.
+    pub fn metrics(&self) -> Vec<Metric> {
+        lock(&self.inner.metrics).list.clone()
+    }
+
+    /// The logs of every filter instance of this host, oldest first.
+    pub fn logs(&self) -> Vec<LogEntry> {
+        lock(&self.inner.logs).iter().cloned().collect()
+    }
+
+    /// Forgets the logs kept so far.
+    pub fn clear_logs(&self) {
+        lock(&self.inner.logs).clear();
+    }
+
+    /// How many log lines the host keeps (oldest dropped first); 0 keeps none (benchmarks).
+    /// Per-request logs in [`crate::Outcome::logs`] are kept regardless.
+    pub fn set_log_capacity(&self, lines: usize) {
+        self.inner.log_capacity.store(lines, Ordering::Relaxed);
+    }
+
+    /// The host's log level: lower lines are dropped, and `proxy_get_log_level` returns it.
+    pub fn set_log_level(&self, level: LogLevel) {
+        self.inner.log_level.store(level as u32, Ordering::Relaxed);
+    }
+
+    /// Sets a host property (returned by `get_property` unless the filter set its own).
+    pub fn set_property(&self, path: &[&str], value: &[u8]) {
+        lock(&self.inner.properties).insert(path.join("\0").into_bytes(), value.to_vec());
+    }
+}
