@@ -3,7 +3,7 @@ CARGO  ?= cargo
 TARGET := wasm32-wasip1
 WASM   := target/$(TARGET)/release/bouncer.wasm
 
-.PHONY: all build test lint fmt clean setup dist
+.PHONY: all build test lint fmt clean setup dist fuzz run
 
 all: build
 
@@ -19,6 +19,12 @@ build:
 ## test: build the .wasm, then every unit and end-to-end test of the workspace
 test: build
 	$(CARGO) test --workspace
+
+## run: the local gateway on 127.0.0.1:8000 in front of a built-in echo upstream, with the
+##      reference authorization service on 127.0.0.1:8181; prints ready curl lines
+run: build
+	$(CARGO) run -q -p bouncer-examples --bin bouncer-gateway -- \
+		--config examples/gateway-config.json --authz-model examples/authz-model.json --demo-tokens
 
 ## lint: formatting and clippy (warnings are errors), natively and for wasm
 lint:
@@ -53,3 +59,18 @@ dist:
 	fi
 	cp kong/bouncer.meta.json dist/bouncer.meta.json
 	@ls -l $(DIST_WASM) dist/bouncer.wasm | awk '{print $$9 ": " $$5 " bytes"}'
+
+## fuzz: run each cargo-fuzz target in fuzz/ for FUZZ_SECONDS (default 60), after seeding
+##       fuzz/corpus from ../shared/vectors; installs cargo-fuzz if missing. Works on stable
+##       (RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z sanitizer flags). Not part of CI.
+##       Crashes land in fuzz/artifacts/<target>/; e.g. make fuzz FUZZ_TARGETS=token FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= token request config jwks authz_answer
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	sh fuzz/seed-corpus.sh
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$t && \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 || exit 1; \
+	done

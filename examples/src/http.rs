@@ -179,3 +179,14 @@ pub fn json_response(status: u16, body: &serde_json::Value) -> Message {
         body: body.to_string().into_bytes(),
     }
 }
+
+/// Read one request from a connection.
+pub fn read_request(stream: &mut impl BufRead) -> std::io::Result<Message> {
+    read_message(stream)
+}
+
+/// Write a response (`first` is the status code).
+pub fn write_response(stream: &mut impl Write, resp: &Message) -> std::io::Result<()> {
+    let line = format!("HTTP/1.1 {} {}", resp.first, reason(&resp.first));
+    write_message(stream, &line, &resp.headers, &resp.body)
+}
