@@ -86,6 +86,11 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Token<'_>, ParseError> {
         return Err(ParseError::InvalidJson);
     };
     let header = json_object(&decode_segment(h)?)?;
+    // RFC 7515 4.1.11: a recipient must reject `crit` extensions it does not understand, and
+    // Bouncer understands none.
+    if header.contains_key("crit") {
+        return Err(ParseError::InvalidJson);
+    }
     let claims = json_object(&decode_segment(p)?)?;
     let signature = decode_segment(s)?;
     let alg = match header.get("alg") {
@@ -235,6 +240,7 @@ mod tests {
             (r#"{"alg":"HS256"}"#, "\"s\""),
             (r#"{"alg":"HS256","alg":"none"}"#, "{}"),
             (r#"{"alg":"HS256"}"#, r#"{"iss":"a","iss":"b"}"#),
+            (r#"{"alg":"HS256","crit":["exp"],"exp":1}"#, "{}"),
         ] {
             assert_eq!(
                 parse(&tok(h, p, ""), 8192).unwrap_err(),
