@@ -31,6 +31,33 @@ struct Worker {
     tokens: tokens::TokenCache,
     /// A digest of the configuration, mixed into decision-cache keys.
     fingerprint: [u8; 32],
+    /// Kong with `kong/bouncer-location.conf`: the reserved headers are mirrored into nginx
+    /// variables that `proxy_set_header` sends instead of any client copy. Probed once.
+    ngx_vars: std::cell::Cell<Option<bool>>,
+}
+
+impl Worker {
+    /// Mirror the reserved headers into nginx variables, where the host declares them.
+    fn mirror_ngx_vars(&self, set: &[(String, String)]) {
+        let enabled = match self.ngx_vars.get() {
+            Some(e) => e,
+            None => {
+                let e = hostio::ngx_var(&hostio::ngx_var_name("x-consumer-id")).is_some();
+                self.ngx_vars.set(Some(e));
+                e
+            }
+        };
+        if !enabled {
+            return;
+        }
+        for name in &self.policy.reserved {
+            let value = set
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or("", |(_, v)| v.as_str());
+            hostio::set_ngx_var(&hostio::ngx_var_name(name), value);
+        }
+    }
 }
 
 fn now() -> f64 {
@@ -123,6 +150,7 @@ impl RootContext for Root {
             jwks: jwks::Cache::default(),
             tokens: tokens::TokenCache::default(),
             fingerprint: sha256(text.as_bytes()),
+            ngx_vars: std::cell::Cell::new(None),
         }));
         log::info!("bouncer: configuration loaded");
         if has_remote {
@@ -232,6 +260,7 @@ impl Http {
         if let Some(p) = &a.edits.path {
             self.set_http_request_header(":path", Some(p));
         }
+        w.mirror_ngx_vars(&a.edits.set);
         w.metrics.inc(Counter::Allowed);
         Action::Continue
     }

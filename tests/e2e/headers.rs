@@ -85,3 +85,63 @@ fn non_utf8_and_control_bytes_in_headers_do_not_trap() {
         assert_message(&out, 401, "Bad token; invalid JSON");
     }
 }
+
+#[test]
+fn kong_nginx_variables_mirror_reserved_headers() {
+    use bouncer_harness::Profile;
+    let h = host(Profile::Kong);
+    // kong/bouncer-location.conf declares the variables (empty by default).
+    for var in [
+        "consumer_id",
+        "consumer_username",
+        "consumer_custom_id",
+        "credential_identifier",
+        "consumer_groups",
+        "anonymous_consumer",
+        "customer_id",
+    ] {
+        h.set_property(&["ngx", &format!("bouncer_{var}")], b"");
+    }
+    let cfg = with(
+        base_config(),
+        json!({"claims_to_headers": [{"claim": "customer_id", "header": "x-customer-id"}]}),
+    );
+    let mut f = filter(&h, &cfg);
+    let out = run(
+        &mut f,
+        get("/")
+            .header("authorization", &bearer(&hs256(claims("web-key"))))
+            .header("x-customer-id", "spoof"),
+    );
+    let prop = |name: &str| {
+        out.properties
+            .iter()
+            .rev()
+            .find(|(k, _)| k == &format!("ngx.{name}"))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(prop("bouncer_consumer_id").as_deref(), Some("id-web"));
+    assert_eq!(prop("bouncer_consumer_username").as_deref(), Some("web"));
+    assert_eq!(
+        prop("bouncer_consumer_groups").as_deref(),
+        Some("first-party")
+    );
+    assert_eq!(prop("bouncer_anonymous_consumer").as_deref(), Some(""));
+    assert_eq!(
+        prop("bouncer_customer_id").as_deref(),
+        Some(""),
+        "a spoofed claim header is emptied"
+    );
+    // Without the snippet (Envoy, or Kong without the variables) nothing is written.
+    let h = host(Profile::Envoy);
+    let mut f = filter(&h, &cfg);
+    let out = run(
+        &mut f,
+        get("/").header("authorization", &bearer(&hs256(claims("web-key")))),
+    );
+    assert!(
+        !out.properties.iter().any(|(k, _)| k.starts_with("ngx.")),
+        "{:?}",
+        out.properties
+    );
+}
