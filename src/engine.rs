@@ -381,6 +381,12 @@ pub fn evaluate(
         }
         _ => {}
     }
+    // A path with dot-segments or encoded separators could match a rule here and mean another
+    // resource upstream: consumers kept to routes or permissions never get one through.
+    let ambiguous = ambiguous_path(path_only);
+    if consumer.routes.is_restricted() && ambiguous {
+        return forbidden(consumer, "ambiguous path for a route-restricted consumer");
+    }
     if !consumer.routes.allows(req.method, path_only) {
         return forbidden(consumer, "route not allowed for consumer");
     }
@@ -391,7 +397,9 @@ pub fn evaluate(
         .map(permission_names)
         .unwrap_or_default();
     if let Some(p) = &policy.permissions {
-        if !skip && !p.grants(perms.iter().map(String::as_str), req.method, path_only) {
+        if !skip
+            && (ambiguous || !p.grants(perms.iter().map(String::as_str), req.method, path_only))
+        {
             return forbidden(consumer, "no permission grants this request");
         }
     }
@@ -423,7 +431,15 @@ pub fn evaluate(
         }
     }
     if policy.hide_credentials {
-        hide(policy, req, &presented.locations, &mut edits);
+        if let Err(name) = hide(req, &presented.locations, &mut edits) {
+            return Outcome::Deny(Denial {
+                status: 400,
+                body: message_body(&format!("Duplicate header '{name}'")),
+                www_authenticate: None,
+                reason: format!("credential header '{name}' repeated with hide_credentials"),
+                consumer: Some(consumer.username.clone()),
+            });
+        }
     }
     let allowed = Allowed {
         edits,
@@ -449,6 +465,17 @@ pub fn evaluate(
         }
         _ => Outcome::Allow(allowed),
     }
+}
+
+/// Whether a path has dot-segments (`/./`, `/../`, a trailing `/.` or `/..`) or an encoded
+/// `.`, `/` or `\\` that an upstream may decode into another path than the one matched here.
+pub fn ambiguous_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.contains("%2e")
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || path.contains('\\')
+        || path.split('/').any(|seg| seg == "." || seg == "..")
 }
 
 /// The names in a permissions claim: a list of strings (other elements ignored) or one string.
@@ -484,7 +511,20 @@ pub fn claim_header_value(v: &Value) -> Option<String> {
     }
 }
 
-fn hide(policy: &Policy, req: &RequestView<'_>, locations: &[Location], edits: &mut Edits) {
+/// Hide every presented credential from the upstream. `Err(name)`: a header that carries one
+/// is repeated, and Kong would forward every copy but the first whatever the filter does.
+fn hide(req: &RequestView<'_>, locations: &[Location], edits: &mut Edits) -> Result<(), String> {
+    let repeated = |name: &str| req.headers.iter().filter(|(n, _)| n == name).count() > 1;
+    for loc in locations {
+        let name = match loc {
+            Location::Header(h) => h.as_str(),
+            Location::Cookie(_) => "cookie",
+            Location::Query(_) => continue,
+        };
+        if repeated(name) {
+            return Err(name.to_owned());
+        }
+    }
     let mut query_names: Vec<&str> = Vec::new();
     let mut cookie_names: Vec<&str> = Vec::new();
     for loc in locations {
@@ -514,7 +554,7 @@ fn hide(policy: &Policy, req: &RequestView<'_>, locations: &[Location], edits: &
             edits.set.push(("cookie".to_owned(), rest));
         }
     }
-    let _ = policy;
+    Ok(())
 }
 
 fn authenticate_api_key(policy: &Policy, key: &str) -> Auth {

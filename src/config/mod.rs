@@ -192,7 +192,7 @@ impl Policy {
         let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            ConfigError::new(path, strip_position(&e.inner().to_string()))
+            ConfigError::new(path, redact(&strip_position(&e.inner().to_string())))
         })?;
         de.end()
             .map_err(|e| ConfigError::new("", strip_position(&e.to_string())))?;
@@ -252,6 +252,34 @@ fn check_objects(doc: &serde_json::Value) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// serde's "invalid type: integer `123`, expected a string" quotes the value, which may be a
+/// mistyped secret: keep the kind, drop the value.
+fn redact(msg: &str) -> String {
+    if !(msg.starts_with("invalid type")
+        || msg.starts_with("invalid value")
+        || msg.starts_with("invalid length"))
+    {
+        return msg.to_owned();
+    }
+    let mut out = String::with_capacity(msg.len());
+    let mut quote: Option<char> = None;
+    for c in msg.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '`' || c == '"' => {
+                quote = Some(c);
+                // Drop the space before the quoted value too.
+                if out.ends_with(' ') {
+                    out.pop();
+                }
+            }
+            None => out.push(c),
+        }
+    }
+    out
 }
 
 /// serde_json appends " at line L column C": keep it, it helps, but drop it for path errors

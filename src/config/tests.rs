@@ -377,3 +377,20 @@ fn a_full_config_loads() {
         KeySource::Remote(_) => panic!("local expected"),
     }
 }
+
+#[test]
+fn type_errors_do_not_echo_values() {
+    for cfg in [
+        r#"{"consumers": [{"username": "a", "jwt_secrets": [{"key": "k", "algorithm": "HS256", "secret": 98765432109876543}]}]}"#,
+        r#"{"consumers": [{"username": "a", "jwt_secrets": [{"key": "k", "algorithm": "HS256", "secret": 9876543210.125}]}]}"#,
+        r#"{"consumers": [{"username": "a", "jwt_secrets": [{"key": "k", "algorithm": "HS256", "secret": ["hunter22"]}]}]}"#,
+        r#"{"max_token_bytes": "hunter22"}"#,
+    ] {
+        let e = Policy::from_json(cfg).unwrap_err().to_string();
+        assert!(
+            !e.contains("98765") && !e.contains("9876543210") && !e.contains("hunter22"),
+            "{e}"
+        );
+        assert!(e.contains("invalid type"), "{e}");
+    }
+}

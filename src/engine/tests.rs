@@ -1112,3 +1112,67 @@ fn a_cache_entry_for_a_removed_jwks_key_is_not_trusted() {
         INVALID,
     );
 }
+
+#[test]
+fn ambiguous_paths_never_pass_route_rules() {
+    let p = policy(base_config());
+    let key = [("apikey", "partner-api-key")];
+    for path in [
+        "/api/v1/orders/..",
+        "/api/v1/orders/../admin",
+        "/api/v1/orders/%2e%2e",
+        "/api/v1/orders/..%2F..%2Fadmin",
+        "/api/v1/orders/.",
+        "/api/v1/orders/a%5cb",
+    ] {
+        assert_deny(
+            &run(&p, "GET", path, &key),
+            403,
+            "You cannot consume this service",
+            None,
+        );
+    }
+    allowed(&run(&p, "GET", "/api/v1/orders/a.b", &key));
+    allowed(&run(&p, "GET", "/api/v1/orders/...", &key));
+    // Unrestricted consumers are not affected.
+    allowed(&run(
+        &p,
+        "GET",
+        "/x/../y",
+        &[("authorization", &bearer(&hs(good_claims("web-key"))))],
+    ));
+}
+
+#[test]
+fn hidden_credentials_in_repeated_headers_are_refused() {
+    let p = policy(with(
+        base_config(),
+        json!({"hide_credentials": true, "cookie_names": ["sso"], "header_names": ["authorization", "x-token"]}),
+    ));
+    let t = bearer(&hs(good_claims("web-key")));
+    assert_deny(
+        &run(&p, "GET", "/", &[("x-token", &t), ("x-token", &t)]),
+        400,
+        "Duplicate header 'x-token'",
+        None,
+    );
+    let c = format!("sso={}", hs(good_claims("web-key")));
+    assert_deny(
+        &run(&p, "GET", "/", &[("cookie", &c), ("cookie", "a=1")]),
+        400,
+        "Duplicate header 'cookie'",
+        None,
+    );
+    assert_deny(
+        &run(
+            &p,
+            "GET",
+            "/api/v1/orders",
+            &[("apikey", "partner-api-key"), ("apikey", "partner-api-key")],
+        ),
+        400,
+        "Duplicate header 'apikey'",
+        None,
+    );
+    allowed(&run(&p, "GET", "/", &[("x-token", &t)]));
+}

@@ -8,6 +8,7 @@ mod support;
 
 mod acl;
 mod apikey;
+mod attacks;
 mod authz;
 mod cases;
 mod deployment;
@@ -15,3 +16,5 @@ mod headers;
 mod jwks;
 mod jwt;
 mod observability;
+mod secrets;
+mod traps;
