@@ -1558,7 +1558,10 @@ fn hidden_credentials_sent_twice_never_reach_the_upstream() {
             // (Kong would forward every copy but the first); nothing reaches the upstream.
             if !out.is_allowed() {
                 assert_eq!(out.status(), Some(400), "{what}: {out:?}");
-                assert!(out.json()["message"].as_str().unwrap().starts_with("Duplicate header '"));
+                assert!(out.json()["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Duplicate header '"));
                 continue;
             }
             for (k, v) in out.request_headers.iter() {
