@@ -16,7 +16,23 @@ pub fn request(
     path: &str,
     query: &str,
 ) -> (String, [u8; 32]) {
-    let body = json!({
+    (
+        body(consumer, subject, permissions, claims, method, path, query),
+        cache_key(consumer, subject, permissions, method, path, query),
+    )
+}
+
+/// The callout body (OPA-style `{"input": ...}`).
+pub fn body(
+    consumer: &Consumer,
+    subject: &str,
+    permissions: &[String],
+    claims: Option<&Map<String, Value>>,
+    method: &str,
+    path: &str,
+    query: &str,
+) -> String {
+    json!({
         "input": {
             "method": method,
             "path": path,
@@ -31,7 +47,18 @@ pub fn request(
             "claims": claims.cloned().map(Value::Object).unwrap_or_else(|| json!({})),
         }
     })
-    .to_string();
+    .to_string()
+}
+
+/// The decision cache key: a digest of (subject, consumer, permissions, method, path, query).
+pub fn cache_key(
+    consumer: &Consumer,
+    subject: &str,
+    permissions: &[String],
+    method: &str,
+    path: &str,
+    query: &str,
+) -> [u8; 32] {
     let mut sorted: Vec<&str> = permissions.iter().map(String::as_str).collect();
     sorted.sort_unstable();
     sorted.dedup();
@@ -50,7 +77,7 @@ pub fn request(
     field(method);
     field(path);
     field(query);
-    (body, sha256(&material))
+    sha256(&material)
 }
 
 /// The authorization service's decision.

@@ -33,6 +33,10 @@ pub struct VerifiedToken {
     pub credential: Option<String>,
     /// The JWKS provider that verified it, if any.
     pub provider: Option<usize>,
+    /// For a provider token: the fingerprint of the JWK that verified it, so that a cached
+    /// token stops the moment its key leaves the provider's key set (or changes under the
+    /// same `kid`).
+    pub key: Option<[u8; 32]>,
     pub claims: Map<String, Value>,
     /// The payload segment as received (base64url).
     pub payload_segment: String,
@@ -61,6 +65,11 @@ pub trait Env {
     }
     /// Remember a verified token.
     fn remember(&self, _token: &str, _verified: &Arc<VerifiedToken>) {}
+    /// A cached authorization decision for this decision-cache key (see
+    /// [`CalloutNeeded::cache_key`]), if any: the request then needs no callout.
+    fn decision(&self, _cache_key: &[u8; 32]) -> Option<crate::authz::Decision> {
+        None
+    }
 }
 
 /// No remote keys and no cache (tests, or a policy without remote providers).
@@ -267,7 +276,7 @@ pub fn evaluate(
     let mut edits = Edits::default();
     let mut seen: Vec<&str> = Vec::new();
     for (name, _) in req.headers {
-        if policy.reserved.binary_search(name).is_ok() {
+        if is_reserved(policy, name) {
             if seen.contains(&name.as_str()) {
                 // The first reserved header (in request order) that is repeated.
                 let first = req
@@ -448,14 +457,19 @@ pub fn evaluate(
 
     // 6. The authorization callout.
     match &policy.authz {
-        Some(_) if !skip => {
+        Some(cfg) if !skip => {
             let subject = claims
                 .and_then(|c| c.get("sub"))
                 .and_then(Value::as_str)
-                .unwrap_or(&consumer.id)
-                .to_owned();
-            let (body, cache_key) = crate::authz::request(
-                consumer, &subject, &perms, claims, req.method, path_only, query,
+                .unwrap_or(&consumer.id);
+            let cache_key =
+                crate::authz::cache_key(consumer, subject, &perms, req.method, path_only, query);
+            // A cached decision answers without building the callout.
+            if let Some(d) = env.decision(&cache_key) {
+                return crate::authz::finish(cfg, allowed, &d);
+            }
+            let body = crate::authz::body(
+                consumer, subject, &perms, claims, req.method, path_only, query,
             );
             Outcome::Callout(CalloutNeeded {
                 allowed,
@@ -467,15 +481,30 @@ pub fn evaluate(
     }
 }
 
+/// Whether `name` is reserved. The list is short and sorted: a linear scan comparing lengths
+/// first calls no string comparison for most headers; a long list is searched.
+fn is_reserved(policy: &Policy, name: &str) -> bool {
+    if policy.reserved.len() > 32 {
+        return policy
+            .reserved
+            .binary_search_by(|r| r.as_str().cmp(name))
+            .is_ok();
+    }
+    policy
+        .reserved
+        .iter()
+        .any(|r| r.len() == name.len() && r == name)
+}
+
 /// Whether a path has dot-segments (`/./`, `/../`, a trailing `/.` or `/..`) or an encoded
 /// `.`, `/` or `\\` that an upstream may decode into another path than the one matched here.
 pub fn ambiguous_path(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    lower.contains("%2e")
-        || lower.contains("%2f")
-        || lower.contains("%5c")
-        || path.contains('\\')
-        || path.split('/').any(|seg| seg == "." || seg == "..")
+    let encoded = path.as_bytes().windows(3).any(|w| match w {
+        [b'%', b'2', c] => matches!(c.to_ascii_lowercase(), b'e' | b'f'),
+        [b'%', b'5', c] => c.eq_ignore_ascii_case(&b'c'),
+        _ => false,
+    });
+    encoded || path.contains('\\') || path.split('/').any(|seg| seg == "." || seg == "..")
 }
 
 /// The names in a permissions claim: a list of strings (other elements ignored) or one string.
@@ -598,10 +627,12 @@ fn still_valid(policy: &Policy, env: &dyn Env, v: &VerifiedToken) -> bool {
         return true;
     };
     let mut holder = None;
-    match (provider_keys(policy, p, env, &mut holder), &v.credential) {
-        (Ok(set), Some(kid)) => set.by_kid(kid).is_some(),
-        (Ok(_), None) => true,
-        (Err(_), _) => false,
+    match provider_keys(policy, p, env, &mut holder) {
+        Ok(set) => set
+            .keys
+            .iter()
+            .any(|e| Some(e.fingerprint) == v.key && e.kid == v.credential),
+        Err(_) => false,
     }
 }
 
@@ -625,10 +656,12 @@ fn authenticate_token(
     }
     let verified = match env.cached(raw) {
         Some(CacheHit::Full(v)) if still_valid(policy, env, &v) => v,
+        // Verified by another worker. Provider tokens are verified again here: the shared
+        // entry does not name the key, so a rotated-out key could not be noticed.
         Some(CacheHit::Signature {
             consumer,
             credential,
-            provider,
+            provider: None,
         }) if policy.consumers.get(consumer).is_some() => {
             let token = match jwt::parse(raw, policy.max_token_bytes) {
                 Ok(t) => t,
@@ -637,14 +670,11 @@ fn authenticate_token(
             let v = Arc::new(VerifiedToken {
                 consumer,
                 credential,
-                provider,
+                provider: None,
+                key: None,
                 payload_segment: token.payload_segment.to_owned(),
                 claims: token.claims,
             });
-            if !still_valid(policy, env, &v) {
-                return verify_fresh(policy, raw, env, signals)
-                    .map_or_else(|a| a, |v| check_verified(policy, v, now));
-            }
             env.remember(raw, &v);
             v
         }
@@ -710,7 +740,7 @@ fn verify_fresh(
         .and_then(Value::as_str)
         .and_then(|iss| policy.provider_for(iss));
     let input = token.signing_input.as_bytes();
-    let (consumer, credential) = if let Some(pi) = provider {
+    let (consumer, credential, key) = if let Some(pi) = provider {
         let Some(p) = policy.providers.get(pi) else {
             return Err(fail("Unauthorized"));
         };
@@ -735,7 +765,7 @@ fn verify_fresh(
                 if !entry.key.verify(token.alg, input, &token.signature) {
                     return Err(fail("Invalid signature"));
                 }
-                Some(kid.to_owned())
+                (Some(kid.to_owned()), entry.fingerprint)
             }
             None => {
                 let mut any = false;
@@ -743,7 +773,7 @@ fn verify_fresh(
                 for entry in set.candidates(token.alg) {
                     any = true;
                     if entry.key.verify(token.alg, input, &token.signature) {
-                        found = Some(entry.kid.clone());
+                        found = Some((entry.kid.clone(), entry.fingerprint));
                         break;
                     }
                 }
@@ -754,7 +784,7 @@ fn verify_fresh(
                 }
             }
         };
-        (p.consumer, kid_used)
+        (p.consumer, kid_used.0, Some(kid_used.1))
     } else {
         // A consumer credential, chosen by the key claim (claims first, then the header).
         let name = &policy.key_claim_name;
@@ -776,12 +806,13 @@ fn verify_fresh(
         if !cred.key.verify(token.alg, input, &token.signature) {
             return Err(fail("Invalid signature"));
         }
-        (cred.consumer, Some(cred.key_id.clone()))
+        (cred.consumer, Some(cred.key_id.clone()), None)
     };
     Ok(Arc::new(VerifiedToken {
         consumer,
         credential,
         provider,
+        key,
         payload_segment: token.payload_segment.to_owned(),
         claims: token.claims,
     }))

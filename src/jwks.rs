@@ -20,6 +20,8 @@ pub struct JwkEntry {
     /// The JWK's `alg`, when it names one we know.
     pub alg: Option<Alg>,
     pub key: Key,
+    /// SHA-256 of the JWK's JSON (members sorted): names this exact key.
+    pub fingerprint: [u8; 32],
 }
 
 impl JwkEntry {
@@ -109,7 +111,13 @@ impl KeySet {
                 return Err(format!("a {} key cannot verify {}", key.kind(), a.name()));
             }
         }
-        Ok(Some(JwkEntry { kid, alg, key }))
+        let fingerprint = bouncer_crypto::sha256(jwk.to_string().as_bytes());
+        Ok(Some(JwkEntry {
+            kid,
+            alg,
+            key,
+            fingerprint,
+        }))
     }
 
     /// The key with this `kid`.

@@ -1622,7 +1622,6 @@ proptest! {
     /// A key rotated out of a remote provider's set stops the tokens it verified: a cached
     /// verification answers as a fresh one against the new set.
     #[test]
-    #[ignore = "bug: a token verified by a kid-less JWK stays cached after its rotation"]
     fn bug_rotated_keys_stop_cached_tokens(
         pi in 1..3usize,
         cache in prop_oneof![Just(CacheMode::Full), Just(CacheMode::Signature)],
@@ -2551,7 +2550,6 @@ fn bug_config_accepts_arrays_for_objects() {
 /// 401 `No credentials found for given 'kid'`. Same with a `CacheHit::Signature` from another
 /// worker. (A kid that is kept while its key material changes is not noticed either.)
 #[test]
-#[ignore = "bug: a token verified by a kid-less JWK stays cached after its rotation"]
 fn bug_kidless_jwk_survives_rotation_in_cache() {
     let cfg = json!({
         "consumers": [{"username": "partner"}],

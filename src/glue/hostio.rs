@@ -39,11 +39,19 @@ pub fn decode_map(bytes: &[u8]) -> Option<Vec<(String, String)>> {
         let value = bytes.get(data..data.checked_add(vlen)?)?;
         data = data.checked_add(vlen)?.checked_add(1)?;
         // Kong passes names as the client wrote them; every comparison is in lowercase.
-        let mut name = String::from_utf8_lossy(key).into_owned();
+        let mut name = lossy(key);
         name.make_ascii_lowercase();
-        out.push((name, String::from_utf8_lossy(value).into_owned()));
+        out.push((name, lossy(value)));
     }
     Some(out)
+}
+
+/// `String::from_utf8_lossy`, with the common valid case checked by the faster validator.
+fn lossy(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 /// All pairs of a header map, lossily UTF-8; empty on any host error.

@@ -203,6 +203,22 @@ impl Env for WorkerKeys<'_> {
         let w = self.worker;
         w.tokens.put(&w.fingerprint, token, verified);
     }
+
+    fn decision(&self, cache_key: &[u8; 32]) -> Option<Decision> {
+        let w = self.worker;
+        let d = decisions::lookup(&decision_key(&w.fingerprint, cache_key), self.now)?;
+        w.metrics.inc(Counter::AuthzCacheHits);
+        Some(d)
+    }
+}
+
+/// The shared decision-cache key: the configuration's digest and the engine's key.
+fn decision_key(fingerprint: &[u8; 32], cache_key: &[u8; 32]) -> [u8; 32] {
+    let mut material = [0_u8; 64];
+    let (a, b) = material.split_at_mut(32);
+    a.copy_from_slice(fingerprint);
+    b.copy_from_slice(cache_key);
+    sha256(&material)
 }
 
 /// What a paused request waits for.
@@ -317,10 +333,7 @@ impl Http {
         let Some(cfg) = &w.policy.authz else {
             return self.allow(w, &c.allowed);
         };
-        let mut material = Vec::with_capacity(64);
-        material.extend_from_slice(&w.fingerprint);
-        material.extend_from_slice(&c.cache_key);
-        let key = sha256(&material);
+        let key = decision_key(&w.fingerprint, &c.cache_key);
         let t = now();
         if let Some(d) = decisions::lookup(&key, t) {
             w.metrics.inc(Counter::AuthzCacheHits);

@@ -7,14 +7,16 @@
 //!   holding the consumer, credential and provider. A token verified by one worker is accepted
 //!   by every other without verifying its signature again (it is parsed again, which is cheap).
 //!   A fixed number of slots bounds memory: ngx_wasm_module never evicts shared data.
+//!   HMAC tokens (`HS*`) skip this level: verifying one costs less than a shared-data lookup.
 //!
 //! Claims, revocations and access rules are still checked on every request.
 
 use super::metrics::{Counter, Metrics};
 use super::shared;
 use crate::engine::{CacheHit, VerifiedToken};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use bouncer_crypto::sha256;
-use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -51,11 +53,86 @@ impl Hasher for FxHasher {
 
 type Map = HashMap<String, Arc<VerifiedToken>, BuildHasherDefault<FxHasher>>;
 
-#[derive(Serialize, Deserialize)]
-struct SharedEntry {
-    c: usize,
-    k: Option<String>,
-    p: Option<usize>,
+/// A shared entry: the 32-byte key digest, then [`encode`]'s bytes.
+const NO_PROVIDER: u32 = u32::MAX;
+const HAS_CREDENTIAL: u8 = 1;
+
+/// consumer (u32 LE), provider (u32 LE, [`NO_PROVIDER`] for none), flags, credential bytes.
+fn encode(digest: &[u8; 32], v: &VerifiedToken) -> Option<Vec<u8>> {
+    let consumer = u32::try_from(v.consumer).ok()?;
+    let provider = match v.provider {
+        Some(p) => u32::try_from(p).ok().filter(|p| *p != NO_PROVIDER)?,
+        None => NO_PROVIDER,
+    };
+    let cred = v.credential.as_deref().unwrap_or("");
+    let mut out = Vec::with_capacity(cred.len().saturating_add(41));
+    out.extend_from_slice(digest);
+    out.extend_from_slice(&consumer.to_le_bytes());
+    out.extend_from_slice(&provider.to_le_bytes());
+    out.push(if v.credential.is_some() {
+        HAS_CREDENTIAL
+    } else {
+        0
+    });
+    out.extend_from_slice(cred.as_bytes());
+    Some(out)
+}
+
+fn le_u32(b: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(b.try_into().ok()?))
+}
+
+/// The entry for `digest`, if `bytes` is one.
+fn decode(digest: &[u8; 32], bytes: &[u8]) -> Option<CacheHit> {
+    let (stored, rest) = bytes.split_at_checked(32)?;
+    if stored != digest {
+        return None;
+    }
+    let (consumer, rest) = rest.split_at_checked(4)?;
+    let (provider, rest) = rest.split_at_checked(4)?;
+    let (flags, cred) = rest.split_first()?;
+    let provider = le_u32(provider)?;
+    Some(CacheHit::Signature {
+        consumer: usize::try_from(le_u32(consumer)?).ok()?,
+        credential: match *flags {
+            HAS_CREDENTIAL => Some(std::str::from_utf8(cred).ok()?.to_owned()),
+            0 if cred.is_empty() => None,
+            _ => return None,
+        },
+        provider: match provider {
+            NO_PROVIDER => None,
+            p => Some(usize::try_from(p).ok()?),
+        },
+    })
+}
+
+/// Whether the token's JOSE header names an HMAC algorithm (`HS*`). Only an optimization
+/// hint: a header that does not parse counts as "not HMAC" (the engine decides anything else).
+fn is_hmac(token: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Header<'a> {
+        #[serde(borrow)]
+        alg: Option<&'a str>,
+    }
+    let Some((header, _)) = token.split_once('.') else {
+        return false;
+    };
+    let Ok(bytes) = URL_SAFE_NO_PAD.decode(header) else {
+        return false;
+    };
+    serde_json::from_slice::<Header<'_>>(&bytes)
+        .ok()
+        .and_then(|h| h.alg)
+        .is_some_and(|a| a.starts_with("HS"))
+}
+
+/// What the last shared-level lookup found, so that remembering the same token does not
+/// hash it again, nor rewrite an entry it read.
+struct Lookup {
+    token: String,
+    /// `None`: the token skips the shared level (HMAC).
+    shared: Option<([u8; 32], String)>,
+    hit: bool,
 }
 
 /// The cache of one worker for one configuration.
@@ -63,6 +140,7 @@ struct SharedEntry {
 pub struct TokenCache {
     young: RefCell<Map>,
     old: RefCell<Map>,
+    last: RefCell<Option<Lookup>>,
 }
 
 impl TokenCache {
@@ -87,23 +165,19 @@ impl TokenCache {
             self.insert_local(token, Arc::clone(&v));
             return Some(CacheHit::Full(v));
         }
-        let (digest, key) = Self::shared_key(fingerprint, token);
-        let hit = shared::get(&key).0.and_then(|bytes| {
-            let (stored, rest) = bytes.split_at_checked(32)?;
-            if stored != digest {
-                return None;
-            }
-            let e: SharedEntry = serde_json::from_slice(rest).ok()?;
-            Some(CacheHit::Signature {
-                consumer: e.c,
-                credential: e.k,
-                provider: e.p,
-            })
-        });
+        let shared = (!is_hmac(token)).then(|| Self::shared_key(fingerprint, token));
+        let hit = shared
+            .as_ref()
+            .and_then(|(digest, key)| shared::get(key).0.and_then(|bytes| decode(digest, &bytes)));
         metrics.inc(if hit.is_some() {
             Counter::TokenHitsShared
         } else {
             Counter::TokenMisses
+        });
+        *self.last.borrow_mut() = Some(Lookup {
+            token: token.to_owned(),
+            shared,
+            hit: hit.is_some(),
         });
         hit
     }
@@ -117,20 +191,21 @@ impl TokenCache {
         young.insert(token.to_owned(), v);
     }
 
-    /// Remember a verified token in both levels.
+    /// Remember a verified token in both levels (the shared one unless the token is HMAC, or
+    /// was just read from there).
     pub fn put(&self, fingerprint: &[u8; 32], token: &str, v: &Arc<VerifiedToken>) {
         self.insert_local(token, Arc::clone(v));
-        let (digest, key) = Self::shared_key(fingerprint, token);
-        let entry = SharedEntry {
-            c: v.consumer,
-            k: v.credential.clone(),
-            p: v.provider,
+        let shared = match self.last.borrow_mut().take() {
+            Some(l) if l.token == token => match l.shared {
+                Some(_) if l.hit => return,
+                shared => shared,
+            },
+            _ => (!is_hmac(token)).then(|| Self::shared_key(fingerprint, token)),
         };
-        if let Ok(json) = serde_json::to_vec(&entry) {
-            let mut value = Vec::with_capacity(json.len().saturating_add(32));
-            value.extend_from_slice(&digest);
-            value.extend_from_slice(&json);
-            shared::put(&key, &value);
+        if let Some((digest, key)) = shared {
+            if let Some(value) = encode(&digest, v) {
+                shared::put(&key, &value);
+            }
         }
     }
 }
