@@ -5,9 +5,11 @@
 //! JWS framing: the caller splits the compact token, picks the [`Alg`] from the header
 //! and hands over the signing input and the base64url-decoded signature.
 //!
-//! Every algorithm goes through the `jwt_compact::Algorithm` trait (jwt-compact's
-//! HMACs, RSA, ES256 and Ed25519, plus this crate's own ES384 on `p384`), dispatched
-//! in exactly one place: [`Key::verify`].
+//! Every algorithm goes through the `jwt_compact::Algorithm` trait, dispatched in exactly
+//! one place: [`Key::verify`]. Backends: jwt-compact's HMACs (constant-time comparison) for
+//! HS*; `ring` for RS*/PS* with 2048 to 8192-bit keys, ES256, ES384 and EdDSA (the fastest
+//! verification in wasm: `docs/PERFORMANCE.md`); jwt-compact's RSA (the `rsa` crate) for the
+//! other RSA sizes. Keys are parsed and validated by the RustCrypto crates in every case.
 //!
 //! Policy worth knowing:
 //! - RSA moduli from 1024 to 16384 bits are accepted (1024 only for legacy keys; the
@@ -17,7 +19,8 @@
 //!   rejected. High-S signatures are *accepted* (like OpenSSL and PyJWT): ECDSA
 //!   verification as specified has no low-S rule, and JWS does not add one.
 //! - Ed25519 keys that are not canonical curve points or have small order are
-//!   rejected when parsed; signature checks are ed25519-compact's (canonical S).
+//!   rejected when parsed; signatures are checked by ring as RFC 8032 says (canonical S,
+//!   the cofactorless equation, R compared byte for byte), as OpenSSL does.
 //! - HMAC secrets of any length (even empty) are accepted here.
 
 #![cfg_attr(
@@ -31,21 +34,20 @@
 )]
 #![forbid(unsafe_code)]
 
-mod es384;
 mod jwk;
 mod pem;
+mod ring_alg;
 
 use std::fmt;
 use std::sync::Arc;
 
-use jwt_compact::alg::{
-    Ed25519, Es256, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key, Rsa, RsaPublicKey,
-};
+use jwt_compact::alg::{Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key, Rsa, RsaPublicKey};
 use jwt_compact::{Algorithm, AlgorithmSignature};
+use ring::signature::RsaPublicKeyComponents;
 use rsa::traits::PublicKeyParts;
 use rsa::BigUint;
 
-use crate::es384::Es384;
+use crate::ring_alg::{RingRaw, RingRsa, RING_RSA_BITS};
 
 /// JWS algorithms Bouncer accepts. `none` is never one of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -163,10 +165,12 @@ impl HmacKeys {
 }
 
 /// An RSA public key plus its modulus as big-endian bytes of the key's size, used to
-/// reject signature values >= n up front (the `rsa` crate's PSS path does not).
+/// reject signature values >= n up front (the `rsa` crate's PSS path does not), and the
+/// same key for ring when its size is one ring verifies.
 pub(crate) struct RsaKey {
     key: RsaPublicKey,
     modulus: Box<[u8]>,
+    ring: Option<RsaPublicKeyComponents<Vec<u8>>>,
 }
 
 // Lives behind the Arc in `Key`, so the variants' sizes do not matter.
@@ -174,9 +178,12 @@ pub(crate) struct RsaKey {
 pub(crate) enum Inner {
     Oct(HmacKeys),
     Rsa(RsaKey),
-    P256(p256::ecdsa::VerifyingKey),
-    P384(p384::ecdsa::VerifyingKey),
-    Ed25519(ed25519_compact::PublicKey),
+    /// The uncompressed SEC1 point of a validated P-256 key.
+    P256(Vec<u8>),
+    /// The uncompressed SEC1 point of a validated P-384 key.
+    P384(Vec<u8>),
+    /// The 32 bytes of a validated Ed25519 key.
+    Ed25519(Vec<u8>),
 }
 
 /// A parsed verification key. Cheap to clone (shared), `Send + Sync`; `Debug` shows
@@ -245,15 +252,15 @@ impl Key {
             (Inner::Oct(k), Alg::HS256) => check(&Hs256, &k.hs256, msg, sig),
             (Inner::Oct(k), Alg::HS384) => check(&Hs384, &k.hs384, msg, sig),
             (Inner::Oct(k), Alg::HS512) => check(&Hs512, &k.hs512, msg, sig),
-            (Inner::Rsa(k), Alg::RS256) => check_rsa(Rsa::rs256(), k, msg, sig),
-            (Inner::Rsa(k), Alg::RS384) => check_rsa(Rsa::rs384(), k, msg, sig),
-            (Inner::Rsa(k), Alg::RS512) => check_rsa(Rsa::rs512(), k, msg, sig),
-            (Inner::Rsa(k), Alg::PS256) => check_rsa(Rsa::ps256(), k, msg, sig),
-            (Inner::Rsa(k), Alg::PS384) => check_rsa(Rsa::ps384(), k, msg, sig),
-            (Inner::Rsa(k), Alg::PS512) => check_rsa(Rsa::ps512(), k, msg, sig),
-            (Inner::P256(k), Alg::ES256) => check(&Es256, k, msg, sig),
-            (Inner::P384(k), Alg::ES384) => check(&Es384, k, msg, sig),
-            (Inner::Ed25519(k), Alg::EdDSA) => check(&Ed25519, k, msg, sig),
+            (Inner::Rsa(k), Alg::RS256) => check_rsa(Rsa::rs256(), RingRsa::RS256, k, msg, sig),
+            (Inner::Rsa(k), Alg::RS384) => check_rsa(Rsa::rs384(), RingRsa::RS384, k, msg, sig),
+            (Inner::Rsa(k), Alg::RS512) => check_rsa(Rsa::rs512(), RingRsa::RS512, k, msg, sig),
+            (Inner::Rsa(k), Alg::PS256) => check_rsa(Rsa::ps256(), RingRsa::PS256, k, msg, sig),
+            (Inner::Rsa(k), Alg::PS384) => check_rsa(Rsa::ps384(), RingRsa::PS384, k, msg, sig),
+            (Inner::Rsa(k), Alg::PS512) => check_rsa(Rsa::ps512(), RingRsa::PS512, k, msg, sig),
+            (Inner::P256(k), Alg::ES256) => check_len(&RingRaw::ES256, k, msg, sig, 64),
+            (Inner::P384(k), Alg::ES384) => check_len(&RingRaw::ES384, k, msg, sig, 96),
+            (Inner::Ed25519(k), Alg::EdDSA) => check_len(&RingRaw::ED25519, k, msg, sig, 64),
             _ => false,
         }
     }
@@ -285,12 +292,27 @@ fn check<A: Algorithm>(alg: &A, key: &A::VerifyingKey, message: &[u8], signature
     }
 }
 
+/// [`check`] for algorithms whose signature type has no fixed length: `len` is required.
+fn check_len<A: Algorithm>(
+    alg: &A,
+    key: &A::VerifyingKey,
+    message: &[u8],
+    signature: &[u8],
+    len: usize,
+) -> bool {
+    signature.len() == len && check(alg, key, message, signature)
+}
+
 /// RSA goes through [`check`] too, after requiring exactly k bytes holding a value
-/// below the modulus (big-endian of equal length, so byte order is numeric order).
-fn check_rsa(alg: Rsa, key: &RsaKey, message: &[u8], signature: &[u8]) -> bool {
+/// below the modulus (big-endian of equal length, so byte order is numeric order):
+/// ring for the sizes it verifies, else the `rsa` crate.
+fn check_rsa(alg: Rsa, fast: RingRsa, key: &RsaKey, message: &[u8], signature: &[u8]) -> bool {
     signature.len() == key.modulus.len()
         && signature < &*key.modulus
-        && check(&alg, &key.key, message, signature)
+        && match &key.ring {
+            Some(k) => check(&fast, k, message, signature),
+            None => check(&alg, &key.key, message, signature),
+        }
 }
 
 /// Builds an RSA key from big-endian modulus and exponent bytes (leading zeros fine),
@@ -316,9 +338,16 @@ pub(crate) fn rsa_key(n: &[u8], e: &[u8]) -> Result<Inner, KeyError> {
         _ => KeyError::new("invalid RSA public exponent"),
     })?;
     let modulus = left_pad(&key.n().to_bytes_be(), key.size())?;
+    let ring = RING_RSA_BITS
+        .contains(&bits)
+        .then(|| RsaPublicKeyComponents {
+            n: key.n().to_bytes_be(),
+            e: key.e().to_bytes_be(),
+        });
     Ok(Inner::Rsa(RsaKey {
         key,
         modulus: modulus.into_boxed_slice(),
+        ring,
     }))
 }
 
@@ -332,17 +361,17 @@ pub(crate) fn left_pad(bytes: &[u8], len: usize) -> Result<Vec<u8>, KeyError> {
     Ok(out)
 }
 
-/// An EC P-256 key from a SEC1 point.
+/// An EC P-256 key from a SEC1 point (compressed or not), kept uncompressed.
 pub(crate) fn p256_key(sec1: &[u8]) -> Result<Inner, KeyError> {
     p256::ecdsa::VerifyingKey::from_sec1_bytes(sec1)
-        .map(Inner::P256)
+        .map(|k| Inner::P256(k.to_encoded_point(false).as_bytes().to_vec()))
         .map_err(|_| KeyError::new("invalid EC P-256 public key"))
 }
 
-/// An EC P-384 key from a SEC1 point.
+/// An EC P-384 key from a SEC1 point (compressed or not), kept uncompressed.
 pub(crate) fn p384_key(sec1: &[u8]) -> Result<Inner, KeyError> {
     p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1)
-        .map(Inner::P384)
+        .map(|k| Inner::P384(k.to_encoded_point(false).as_bytes().to_vec()))
         .map_err(|_| KeyError::new("invalid EC P-384 public key"))
 }
 
@@ -352,7 +381,7 @@ pub(crate) fn ed25519_key(raw: &[u8]) -> Result<Inner, KeyError> {
         .map_err(|_| KeyError::new("invalid Ed25519 public key length"))?;
     key.validate()
         .map_err(|_| KeyError::new("invalid Ed25519 public key"))?;
-    Ok(Inner::Ed25519(key))
+    Ok(Inner::Ed25519(key.to_vec()))
 }
 
 /// SHA-256 digest.
