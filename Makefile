@@ -3,7 +3,7 @@ CARGO  ?= cargo
 TARGET := wasm32-wasip1
 WASM   := target/$(TARGET)/release/bouncer.wasm
 
-.PHONY: all build test lint fmt clean setup dist fuzz run
+.PHONY: all build test lint fmt clean setup dist fuzz run bench
 
 all: build
 
@@ -74,3 +74,11 @@ fuzz:
 		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t corpus/$$t -- \
 			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 || exit 1; \
 	done
+
+## bench: the release filter and the floor module (benches/floor) for wasm, then one run of
+##        the bench (benches/benches/bouncer.rs): one table of medians and ratios, about 3 min.
+##        Results and how to read them: docs/PERFORMANCE.md. Not part of CI.
+bench:
+	$(CARGO) build --release --target $(TARGET) -p bouncer
+	$(CARGO) build --release --target $(TARGET) -p bouncer-bench-floor
+	$(CARGO) bench -p bouncer-bench

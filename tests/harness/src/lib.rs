@@ -144,6 +144,11 @@ impl Harness {
     pub fn from_bytes(wasm: &[u8]) -> Result<Harness, HarnessError> {
         let mut config = Config::new();
         config.wasm_backtrace_details(WasmBacktraceDetails::Disable);
+        // `BOUNCER_HARNESS_PERFMAP=1`: name the module's functions for `perf` (with
+        // `BOUNCER_HARNESS_NO_CACHE=1`, so the module is compiled in this process).
+        if std::env::var_os("BOUNCER_HARNESS_PERFMAP").is_some_and(|v| v != "0") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine =
             Engine::new(&config).map_err(|e| HarnessError::Load(format!("engine: {e}")))?;
         let module = compile_cached(&engine, wasm)?;
