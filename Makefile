@@ -7,9 +7,10 @@ WASM   := target/$(TARGET)/release/bouncer.wasm
 
 all: build
 
-## setup: install the wasm target (once per machine)
+## setup: install the wasm target and clang (ring compiles C for wasm32; once per machine)
 setup:
 	rustup target add $(TARGET)
+	@command -v clang >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq clang; }
 
 ## build: the release filter, target/wasm32-wasip1/release/bouncer.wasm
 build:
