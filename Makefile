@@ -1,7 +1,7 @@
 # Bouncer: build, test and lint. `make test` is what CI runs (see .ci/run).
 CARGO  ?= cargo
 TARGET := wasm32-wasip1
-WASM   := target/$(TARGET)/release/bouncer.wasm
+WASM   := $(or $(CARGO_TARGET_DIR),target)/$(TARGET)/release/bouncer.wasm
 
 .PHONY: all build test lint fmt clean setup dist fuzz run bench
 
