@@ -195,6 +195,12 @@ impl TokenCache {
     /// was just read from there).
     pub fn put(&self, fingerprint: &[u8; 32], token: &str, v: &Arc<VerifiedToken>) {
         self.insert_local(token, Arc::clone(v));
+        // The engine does not take provider tokens from the shared level (the entry does not
+        // name the JWK): writing them there would be wasted work.
+        if v.provider.is_some() {
+            self.last.borrow_mut().take();
+            return;
+        }
         let shared = match self.last.borrow_mut().take() {
             Some(l) if l.token == token => match l.shared {
                 Some(_) if l.hit => return,
