@@ -2456,7 +2456,7 @@ proptest! {
 
 // ---------------------------------------------------------------------------------------------
 // Bugs these properties found, now fixed and kept as regression tests. A new one goes here as
-// a failing test marked `#[ignore = "bug: ..."]` until it is fixed.
+// a failing test, ignored with the reason "bug: ..." until it is fixed; none is pending.
 // ---------------------------------------------------------------------------------------------
 
 fn valid_hs256_vector() -> &'static Vector {

@@ -1,6 +1,6 @@
 //! The attack suite of the hardening issue: each case through the release `.wasm` under both
 //! host profiles. A case that finds a filter bug keeps asserting the correct behaviour and is
-//! `#[ignore = "bug: ..."]` until the filter is fixed.
+//! ignored with the reason "bug: ..." until the filter is fixed; none is pending.
 
 use crate::support::*;
 use bouncer_harness::{CalloutReply, Filter, Host, Outcome, Profile, Request};
