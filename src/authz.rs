@@ -86,7 +86,7 @@ pub enum Decision {
     /// Allowed, with the headers to add upstream (already limited to `allowed_headers`).
     Allow(Vec<(String, String)>),
     Deny,
-    /// No usable answer: timeout, failed connection, 5xx, unparsable body.
+    /// No answer: timeout, failed connection, 5xx.
     Error,
 }
 
@@ -102,8 +102,10 @@ pub fn decide(status: Option<u16>, body: &[u8], allowed_headers: &[String]) -> D
     if status != 200 {
         return Decision::Deny;
     }
+    // A 200 whose body is not JSON is an answer, not a failure: it denies (only a timeout, a
+    // failed connection or a 5xx are errors).
     let Ok(doc) = serde_json::from_slice::<Value>(body) else {
-        return Decision::Error;
+        return Decision::Deny;
     };
     match doc.get("result") {
         Some(Value::Bool(true)) => Decision::Allow(Vec::new()),
@@ -187,7 +189,8 @@ mod tests {
             Decision::Deny
         );
         assert_eq!(decide(Some(500), b"", &allowed), Decision::Error);
-        assert_eq!(decide(Some(200), b"not json", &allowed), Decision::Error);
+        assert_eq!(decide(Some(200), b"not json", &allowed), Decision::Deny);
+        assert_eq!(decide(Some(200), b"", &allowed), Decision::Deny);
         assert_eq!(decide(None, b"", &allowed), Decision::Error);
     }
 }

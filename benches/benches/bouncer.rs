@@ -647,7 +647,7 @@ fn memory(h: &Harness, algo: &Algo, n: usize) -> (Vec<(usize, usize)>, usize, us
     }
     let (mut entries, mut bytes) = (0, 0);
     for slot in 0..16384 {
-        if let Some((v, _)) = host.shared_data(&format!("bouncer:tok:{slot}")) {
+        if let Some((v, _)) = host.shared_data(&format!("bouncer/tok/{slot}")) {
             entries += 1;
             bytes += v.len();
         }

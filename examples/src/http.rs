@@ -30,7 +30,10 @@ impl Message {
     }
 }
 
-fn read_message(stream: &mut impl BufRead) -> std::io::Result<Message> {
+/// Read one message. `head_response`: the answer to a HEAD request, which has no body
+/// whatever its `Content-Length` says (RFC 9110 9.3.2); 1xx, 204 and 304 answers have none
+/// either.
+fn read_message(stream: &mut impl BufRead, head_response: bool) -> std::io::Result<Message> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
     let mut line = Vec::new();
     stream.read_until(b'\n', &mut line)?;
@@ -44,7 +47,8 @@ fn read_message(stream: &mut impl BufRead) -> std::io::Result<Message> {
     }
     let mut msg = Message::default();
     // Request line: METHOD TARGET VERSION; status line: VERSION CODE REASON.
-    if a.starts_with("HTTP/") {
+    let is_response = a.starts_with("HTTP/");
+    if is_response {
         msg.first = b;
         msg.second = c;
     } else {
@@ -69,6 +73,14 @@ fn read_message(stream: &mut impl BufRead) -> std::io::Result<Message> {
                 .push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
         }
     }
+    let bodiless = is_response
+        && (head_response
+            || msg.first.starts_with('1')
+            || msg.first == "204"
+            || msg.first == "304");
+    if bodiless {
+        return Ok(msg);
+    }
     if let Some(len) = msg.header("content-length") {
         let len: usize = len.parse().map_err(|_| bad("bad content-length"))?;
         if len > MAX_BODY {
@@ -76,18 +88,20 @@ fn read_message(stream: &mut impl BufRead) -> std::io::Result<Message> {
         }
         msg.body = vec![0; len];
         stream.read_exact(&mut msg.body)?;
-    } else if !msg.first.chars().all(|c| c.is_ascii_uppercase()) {
+    } else if is_response {
         // A response without a length: read to the end.
         stream.take(MAX_BODY as u64).read_to_end(&mut msg.body)?;
     }
     Ok(msg)
 }
 
+/// Write one message; `head`: the answer to a HEAD request (its length, not its body).
 fn write_message(
     stream: &mut impl Write,
     first_line: &str,
     headers: &[(String, String)],
     body: &[u8],
+    head: bool,
 ) -> std::io::Result<()> {
     let mut out = Vec::with_capacity(256 + body.len());
     out.extend_from_slice(first_line.as_bytes());
@@ -99,14 +113,17 @@ fn write_message(
         }
         out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
     }
+    // A HEAD answer passes on the length of the body it leaves out (the upstream's, if given).
+    let length = headers
+        .iter()
+        .find(|(k, _)| head && k.eq_ignore_ascii_case("content-length"))
+        .map_or_else(|| body.len().to_string(), |(_, v)| v.clone());
     out.extend_from_slice(
-        format!(
-            "content-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
+        format!("content-length: {length}\r\nconnection: close\r\n\r\n").as_bytes(),
     );
-    out.extend_from_slice(body);
+    if !head {
+        out.extend_from_slice(body);
+    }
     stream.write_all(&out)?;
     stream.flush()
 }
@@ -121,13 +138,14 @@ pub fn serve(listener: TcpListener, mut handler: impl FnMut(Message) -> Message)
             Ok(s) => s,
             Err(_) => continue,
         });
-        let Ok(req) = read_message(&mut reader) else {
-            let _ = write_message(&mut stream, "HTTP/1.1 400 Bad Request", &[], b"");
+        let Ok(req) = read_message(&mut reader, false) else {
+            let _ = write_message(&mut stream, "HTTP/1.1 400 Bad Request", &[], b"", false);
             continue;
         };
+        let head = req.first.eq_ignore_ascii_case("HEAD");
         let resp = handler(req);
         let line = format!("HTTP/1.1 {} {}", resp.first, reason(&resp.first));
-        let _ = write_message(&mut stream, &line, &resp.headers, &resp.body);
+        let _ = write_message(&mut stream, &line, &resp.headers, &resp.body, head);
     }
 }
 
@@ -165,9 +183,10 @@ pub fn request(
         &format!("{method} {target} HTTP/1.1"),
         headers,
         body,
+        false,
     )?;
     let mut reader = BufReader::new(stream);
-    read_message(&mut reader)
+    read_message(&mut reader, method.eq_ignore_ascii_case("HEAD"))
 }
 
 /// A response with a JSON body.
@@ -182,11 +201,12 @@ pub fn json_response(status: u16, body: &serde_json::Value) -> Message {
 
 /// Read one request from a connection.
 pub fn read_request(stream: &mut impl BufRead) -> std::io::Result<Message> {
-    read_message(stream)
+    read_message(stream, false)
 }
 
-/// Write a response (`first` is the status code).
-pub fn write_response(stream: &mut impl Write, resp: &Message) -> std::io::Result<()> {
+/// Write a response (`first` is the status code); `head`: it answers a HEAD request, so the
+/// body is left out (its length is still sent).
+pub fn write_response(stream: &mut impl Write, resp: &Message, head: bool) -> std::io::Result<()> {
     let line = format!("HTTP/1.1 {} {}", resp.first, reason(&resp.first));
-    write_message(stream, &line, &resp.headers, &resp.body)
+    write_message(stream, &line, &resp.headers, &resp.body, head)
 }

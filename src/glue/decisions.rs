@@ -23,7 +23,7 @@ struct Entry {
 
 fn slot_key(key: &[u8; 32]) -> String {
     let n = u32::from_le_bytes([key[0], key[1], key[2], key[3]]) % SLOTS;
-    format!("bouncer:authz:{n}")
+    format!("bouncer/authz/{n}")
 }
 
 /// A cached, unexpired decision for `key`.

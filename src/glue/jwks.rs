@@ -2,8 +2,8 @@
 //!
 //! Shared data, per endpoint (`upstream`, `authority`, `path`), so every worker and every
 //! filter entry that names the same endpoint shares one key set and one fetch schedule:
-//! - `bouncer:jwks:<id>:keys`: the last good JWKS body (its CAS token is its version);
-//! - `bouncer:jwks:<id>:state`: the schedule (next refresh, fetch lock, failures and backoff,
+//! - `bouncer/jwks/<id>/keys`: the last good JWKS body (its CAS token is its version);
+//! - `bouncer/jwks/<id>/state`: the schedule (next refresh, fetch lock, failures and backoff,
 //!   last unknown-`kid` refetch), updated with CAS.
 //!
 //! Each worker parses a key set once per version and keeps it (`Cache`).
@@ -45,11 +45,11 @@ fn endpoint_id(r: &RemoteJwks) -> String {
 }
 
 fn keys_key(r: &RemoteJwks) -> String {
-    format!("bouncer:jwks:{}:keys", endpoint_id(r))
+    format!("bouncer/jwks/{}/keys", endpoint_id(r))
 }
 
 fn state_key(r: &RemoteJwks) -> String {
-    format!("bouncer:jwks:{}:state", endpoint_id(r))
+    format!("bouncer/jwks/{}/state", endpoint_id(r))
 }
 
 pub fn remote(policy: &Policy, provider: usize) -> Option<&RemoteJwks> {

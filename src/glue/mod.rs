@@ -31,26 +31,33 @@ struct Worker {
     tokens: tokens::TokenCache,
     /// A digest of the configuration, mixed into decision-cache keys.
     fingerprint: [u8; 32],
-    /// Kong with `kong/bouncer-location.conf`: the reserved headers are mirrored into nginx
-    /// variables that `proxy_set_header` sends instead of any client copy. Probed once.
-    ngx_vars: std::cell::Cell<Option<bool>>,
+    /// Kong with `kong/bouncer-location.conf`: the reserved headers whose nginx variable the
+    /// location declares (`$bouncer_consumer_id` ...), which `proxy_set_header` sends instead
+    /// of any client copy. Probed once per worker, in its first allowed request.
+    ngx_vars: std::cell::OnceCell<Vec<String>>,
 }
 
 impl Worker {
-    /// Mirror the reserved headers into nginx variables, where the host declares them.
-    fn mirror_ngx_vars(&self, set: &[(String, String)]) {
-        let enabled = match self.ngx_vars.get() {
-            Some(e) => e,
-            None => {
-                let e = hostio::ngx_var(&hostio::ngx_var_name("x-consumer-id")).is_some();
-                self.ngx_vars.set(Some(e));
-                e
+    /// The reserved headers mirrored into nginx variables (empty outside Kong, or without the
+    /// snippet). `$bouncer_consumer_id` is probed first, so a host without the snippet is asked
+    /// once per worker, not once per header.
+    fn mirrored(&self) -> &[String] {
+        self.ngx_vars.get_or_init(|| {
+            if hostio::ngx_var(&hostio::ngx_var_name("x-consumer-id")).is_none() {
+                return Vec::new();
             }
-        };
-        if !enabled {
-            return;
-        }
-        for name in &self.policy.reserved {
+            self.policy
+                .reserved
+                .iter()
+                .filter(|name| hostio::ngx_var(&hostio::ngx_var_name(name)).is_some())
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Write the mirrored headers' variables: the value the filter sets, or empty.
+    fn mirror_ngx_vars(&self, set: &[(String, String)]) {
+        for name in self.mirrored() {
             let value = set
                 .iter()
                 .find(|(n, _)| n == name)
@@ -150,12 +157,14 @@ impl RootContext for Root {
             jwks: jwks::Cache::default(),
             tokens: tokens::TokenCache::default(),
             fingerprint: sha256(text.as_bytes()),
-            ngx_vars: std::cell::Cell::new(None),
+            ngx_vars: std::cell::OnceCell::new(),
         }));
         log::info!("bouncer: configuration loaded");
         if has_remote {
+            // The first fetch comes from the first tick (or the first request, which fetches
+            // for itself): Kong's engine traps a callout made from on_configure, and that
+            // kills the worker for good.
             let _ = hostcalls::set_tick_period(Duration::from_secs(1));
-            self.fetch_due();
         }
         true
     }
@@ -245,6 +254,12 @@ struct Http {
 
 impl Http {
     fn deny(&self, w: &Worker, d: &Denial) -> Action {
+        self.deny_with(w, d, true)
+    }
+
+    /// Send a denial; `with_body: false` sends the status and headers only (see
+    /// `on_http_call_response`: Kong's engine loses a body sent after a failed callout).
+    fn deny_with(&self, w: &Worker, d: &Denial, with_body: bool) -> Action {
         match d.status {
             401 => w.metrics.inc(Counter::Denied401),
             403 => w.metrics.inc(Counter::Denied403),
@@ -256,19 +271,34 @@ impl Http {
             d.reason,
             d.consumer.as_deref().unwrap_or("-")
         );
-        let mut headers = vec![("content-type", "application/json")];
+        let mut headers = Vec::with_capacity(2);
+        if with_body {
+            headers.push(("content-type", "application/json"));
+        }
         if let Some(v) = &d.www_authenticate {
             headers.push(("www-authenticate", v.as_str()));
         }
-        self.send_http_response(u32::from(d.status), headers, Some(d.body.as_bytes()));
+        let body = with_body.then_some(d.body.as_bytes());
+        self.send_http_response(u32::from(d.status), headers, body);
         Action::Pause
     }
 
     fn allow(&self, w: &Worker, a: &Allowed) -> Action {
+        // Kong with the location snippet: blank only. Kong cannot remove a request header
+        // (the removal is ignored) but a removal zeroes the header's hash, and the snippet's
+        // proxy_set_header then forwards the client's blanked copy besides its own.
+        let in_location = !w.mirrored().is_empty();
         for name in &a.edits.clear {
+            if a.edits.set.iter().any(|(n, _)| n == name) {
+                // Set below, in place (its one copy: duplicates were refused). Removing it
+                // first would make Kong add the value as a second copy after the blanked one.
+                continue;
+            }
             // Blank first: Kong cannot remove a request header; an empty value is absent.
             self.set_http_request_header(name, Some(""));
-            self.set_http_request_header(name, None);
+            if !in_location {
+                self.set_http_request_header(name, None);
+            }
         }
         for (name, value) in &a.edits.set {
             self.set_http_request_header(name, Some(value));
@@ -337,7 +367,7 @@ impl Http {
         let t = now();
         if let Some(d) = decisions::lookup(&key, t) {
             w.metrics.inc(Counter::AuthzCacheHits);
-            return self.finish_authz(w, c.allowed, &d);
+            return self.finish_authz(w, c.allowed, &d, true);
         }
         w.metrics.inc(Counter::AuthzCalls);
         let headers = vec![
@@ -363,12 +393,15 @@ impl Http {
             }
             Err(e) => {
                 log::warn!("bouncer: authorization callout could not be dispatched: {e:?}");
-                self.finish_authz(w, c.allowed, &Decision::Error)
+                self.finish_authz(w, c.allowed, &Decision::Error, true)
             }
         }
     }
 
-    fn finish_authz(&self, w: &Worker, allowed: Allowed, d: &Decision) -> Action {
+    /// Act on a decision. `with_body: false` when the callout failed in Kong's engine, which
+    /// then loses a local response's body and closes the connection (HOSTS.md): the error
+    /// status goes out without one.
+    fn finish_authz(&self, w: &Worker, allowed: Allowed, d: &Decision, with_body: bool) -> Action {
         let Some(cfg) = &w.policy.authz else {
             return self.allow(w, &allowed);
         };
@@ -377,7 +410,7 @@ impl Http {
         }
         match authz::finish(cfg, allowed, d) {
             Outcome::Allow(a) => self.allow(w, &a),
-            Outcome::Deny(den) => self.deny(w, &den),
+            Outcome::Deny(den) => self.deny_with(w, &den, with_body),
             _ => Action::Pause,
         }
     }
@@ -412,8 +445,12 @@ impl Context for Http {
             } if t == token => {
                 let headers = hostio::header_map(MapType::HttpCallResponseHeaders);
                 let status = hostio::call_status(&headers);
+                // Kong reports a failed callout with `:dispatch_status` and no `:status`.
+                let engine_failed =
+                    status.is_none() && headers.iter().any(|(k, _)| k == ":dispatch_status");
                 let decision = if body_size > MAX_AUTHZ_BODY {
-                    Decision::Error
+                    // Too large to read: a failure stays a failure, any other answer denies.
+                    authz::decide(status, b"", &[])
                 } else {
                     let body = if body_size > 0 {
                         self.get_http_call_response_body(0, body_size)
@@ -432,7 +469,7 @@ impl Context for Http {
                 if let Some(cfg) = &w.policy.authz {
                     decisions::store(&key, &decision, now(), cfg.cache_ttl_seconds);
                 }
-                self.finish_authz(&w, allowed, &decision)
+                self.finish_authz(&w, allowed, &decision, !engine_failed)
             }
             other => {
                 self.wait = other;

@@ -1,4 +1,8 @@
 //! Shared data (all workers of a host) with compare-and-swap updates.
+//!
+//! Every key starts with `bouncer/`: in Kong's engine that is the `shm_kv` namespace
+//! `bouncer` when nginx declares one (`nginx_wasm_shm_kv_bouncer`), else the default zone
+//! `shm_kv *` (`nginx_wasm_shm_kv`). With neither, every call traps (HOSTS.md).
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::Status;

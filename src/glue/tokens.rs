@@ -150,7 +150,7 @@ impl TokenCache {
         material.extend_from_slice(token.as_bytes());
         let digest = sha256(&material);
         let n = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]) % SHARED_SLOTS;
-        (digest, format!("bouncer:tok:{n}"))
+        (digest, format!("bouncer/tok/{n}"))
     }
 
     /// Look a token up: this worker first, then shared data.

@@ -128,7 +128,6 @@ fn failures() {
         for reply in [
             CalloutReply::json(500, "{}"),
             CalloutReply::json(503, r#"{"result": true}"#),
-            CalloutReply::json(200, "not json"),
             CalloutReply::Timeout,
             CalloutReply::ConnectFailure,
             CalloutReply::json(200, r#"{"result": true}"#).after(Duration::from_secs(5)),
@@ -139,15 +138,17 @@ fn failures() {
                 &mut f,
                 get("/api/v1/orders").header("authorization", &partner_token()),
             );
-            assert_message(&out, 503, "Authorization service unavailable");
+            let failed = engine_failure(&reply, Duration::from_millis(300));
+            assert_authz_unavailable(&out, profile, failed, 503);
             let mut f = filter(&h, &authz_config(profile, json!({"status_on_error": 502})));
-            assert_message(
+            assert_authz_unavailable(
                 &run(
                     &mut f,
                     get("/api/v1/orders").header("authorization", &partner_token()),
                 ),
+                profile,
+                failed,
                 502,
-                "Authorization service unavailable",
             );
             let mut f = filter(
                 &h,
@@ -162,6 +163,35 @@ fn failures() {
                 "{reply:?}"
             );
             assert!(h.metric("bouncer_authz_errors").unwrap_or(0) >= 3);
+        }
+    }
+}
+
+/// CONTRACT.md section 4: only a timeout, a failed connection or a 5xx are failures; any other
+/// answer that is not an allow denies, even with `failure_mode_allow`.
+#[test]
+fn an_answer_that_is_not_json_denies() {
+    for profile in PROFILES {
+        for reply in [
+            CalloutReply::json(200, "not json"),
+            CalloutReply::ok(200, ""),
+            CalloutReply::ok(200, vec![0xff; 70 * 1024]),
+            CalloutReply::json(404, "<html>"),
+        ] {
+            for extra in [json!({}), json!({"failure_mode_allow": true})] {
+                let (h, _) = answering(profile, reply.clone());
+                let mut f = filter(&h, &authz_config(profile, extra));
+                let out = run(
+                    &mut f,
+                    get("/api/v1/orders").header("authorization", &partner_token()),
+                );
+                assert_message(&out, 403, "You cannot consume this service");
+                assert_eq!(
+                    h.metric("bouncer_authz_errors").unwrap_or(0),
+                    0,
+                    "{reply:?}"
+                );
+            }
         }
     }
 }
@@ -231,18 +261,16 @@ fn decisions_are_cached_shared_and_expire() {
         let (h, calls) = answering(profile, CalloutReply::Timeout);
         let mut f = filter(&h, &cfg);
         for _ in 0..3 {
-            assert_message(
-                &run(&mut f, req()),
-                503,
-                "Authorization service unavailable",
-            );
+            assert_authz_unavailable(&run(&mut f, req()), profile, true, 503);
         }
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 }
 
+/// A 200 too large to read is still an answer, not a failure: it denies (CONTRACT.md
+/// section 4: only a timeout, a failed connection or a 5xx give `status_on_error`).
 #[test]
-fn huge_answers_are_errors() {
+fn huge_answers_deny() {
     for profile in PROFILES {
         let big = format!(r#"{{"result": true, "pad": "{}"}}"#, "x".repeat(10 << 20));
         let (h, _) = answering(profile, CalloutReply::json(200, &big));
@@ -252,8 +280,8 @@ fn huge_answers_are_errors() {
                 &mut f,
                 get("/api/v1/orders").header("authorization", &partner_token()),
             ),
-            503,
-            "Authorization service unavailable",
+            403,
+            "You cannot consume this service",
         );
     }
 }

@@ -93,3 +93,69 @@ fn shipped_configs_load_and_serve() {
         );
     }
 }
+
+fn kong_file(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/kong/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// HOSTS.md: without a `shm_kv` zone every shared-data call traps in Kong's engine (a 500 for
+/// the request). The shipped kong.conf declares the zone the filter's keys (`bouncer/...`)
+/// live in, and the shipped configuration serves requests that use shared data (the decision
+/// cache) in a host set up from it, with the location snippet, as Kong runs filter chains.
+#[test]
+fn kong_conf_gives_the_filter_its_shared_memory() {
+    use bouncer_harness::{CalloutReply, HarnessError, Host, KongLocation};
+    let (_, cfg) = configs()
+        .into_iter()
+        .find(|(p, _)| *p == Profile::Kong)
+        .unwrap();
+    let req = || {
+        get("/api/v1/reports/daily")
+            .header("apikey", "bk_live_reporting_7f3c9a1e5d2b4f60")
+            .header("x-consumer-id", "spoof")
+    };
+    let h = Host::kong_with_conf(&kong_file("kong.conf"))
+        .at_unix(NOW)
+        .with_location(KongLocation::parse(
+            &kong_file("bouncer-location.conf"),
+            true,
+        ));
+    assert!(
+        h.shm_resolves("bouncer/authz/1"),
+        "kong.conf declares no shm_kv zone"
+    );
+    h.set_callout_handler(|_| CalloutReply::json(200, r#"{"result": true}"#));
+    let mut f = filter(&h, &cfg);
+    for _ in 0..2 {
+        let out = run(&mut f, req());
+        assert!(out.is_allowed(), "{out:?}");
+        assert_eq!(
+            out.request_headers.get_all("x-consumer-username"),
+            vec!["reporting-bot"]
+        );
+        assert_eq!(
+            out.request_headers.get_all("x-consumer-id"),
+            vec!["reporting-bot"]
+        );
+    }
+    assert_eq!(h.metric("bouncer_authz_calls"), Some(1));
+    assert_eq!(h.metric("bouncer_authz_cache_hits"), Some(1));
+
+    // The same without any zone: the engine traps the filter.
+    let h = Host::kong_with_conf("wasm = on\n").at_unix(NOW);
+    assert!(!h.shm_resolves("bouncer/authz/1"));
+    h.set_callout_handler(|_| CalloutReply::json(200, r#"{"result": true}"#));
+    let mut f = filter(&h, &cfg);
+    match f.run(req()) {
+        Err(HarnessError::Trap(m)) => assert!(m.contains("could not resolve namespace"), "{m}"),
+        other => panic!("expected a trap: {other:?}"),
+    }
+    // Kong 3.4/3.5's spelling and the general zone of 3.7+ work as well.
+    for conf in ["nginx_wasm_shm_bouncer = 32m", "nginx_wasm_shm_kv = 32m"] {
+        assert!(
+            Host::kong_with_conf(conf).shm_resolves("bouncer/tok/7"),
+            "{conf}"
+        );
+    }
+    assert!(!Host::kong_with_conf("nginx_wasm_shm_kv_other = 32m").shm_resolves("bouncer/tok/7"));
+}

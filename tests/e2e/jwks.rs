@@ -121,9 +121,16 @@ fn remote_fetch_and_two_workers_share_it() {
     for profile in PROFILES {
         let idp = idp(profile, vec![rsa()]);
         let mut f1 = filter(&idp.host, &remote_config(profile));
-        assert_eq!(idp.fetches(), 1, "fetched at start");
+        assert_eq!(
+            idp.fetches(),
+            0,
+            "no callout from on_configure (Kong traps it)"
+        );
         assert_eq!(f1.tick_period(), Some(Duration::from_secs(1)));
+        f1.tick().unwrap();
+        assert_eq!(idp.fetches(), 1, "fetched on the first tick");
         let mut f2 = filter(&idp.host, &remote_config(profile));
+        f2.tick().unwrap();
         assert_eq!(idp.fetches(), 1, "the second worker uses the shared keys");
         for f in [&mut f1, &mut f2] {
             let out = run(f, get("/").header("authorization", &rs256()));
@@ -189,7 +196,11 @@ fn first_request_waits_for_the_first_fetch() {
         let h = host(profile);
         h.set_callout_handler(|_| CalloutReply::Manual);
         let mut f = filter(&h, &remote_config(profile));
-        assert_eq!(f.pending_root_callouts().len(), 1);
+        assert_eq!(
+            f.pending_root_callouts().len(),
+            0,
+            "nothing fetched before a tick"
+        );
         let out = run(&mut f, get("/").header("authorization", &rs256()));
         assert!(out.is_pending(), "waits instead of failing: {out:?}");
         let call = f
@@ -278,4 +289,26 @@ fn malformed_first_answers_are_503_not_traps() {
             );
         }
     }
+}
+
+/// HOSTS.md: Kong's engine traps a callout made from `on_configure`, and the worker that runs it
+/// exits for good. A remote provider must start there and fetch from the first tick (or from
+/// the first request, which fetches for itself).
+#[test]
+fn a_remote_provider_starts_in_kong_and_fetches_on_the_first_tick() {
+    let server = idp(Profile::Kong, vec![rsa()]);
+    let mut f = bouncer_harness::bouncer()
+        .filter(&server.host, &remote_config(Profile::Kong).to_string())
+        .unwrap_or_else(|e| panic!("the filter must start in Kong: {e}"));
+    assert!(f.pending_root_callouts().is_empty());
+    f.tick().unwrap();
+    assert_eq!(server.fetches(), 1);
+    let out = run(&mut f, get("/").header("authorization", &rs256()));
+    assert_eq!(upstream(&out, "x-credential-identifier"), Some("vec-rsa-1"));
+    // A worker whose first request comes before its first tick fetches for that request.
+    let server = idp(Profile::Kong, vec![rsa()]);
+    let mut f = filter(&server.host, &remote_config(Profile::Kong));
+    let out = run(&mut f, get("/").header("authorization", &rs256()));
+    assert_eq!(upstream(&out, "x-credential-identifier"), Some("vec-rsa-1"));
+    assert_eq!(server.fetches(), 1);
 }

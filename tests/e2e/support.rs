@@ -177,3 +177,31 @@ pub fn assert_response(out: &Outcome, status: u16, body: Value) {
 pub fn assert_message(out: &Outcome, status: u16, message: &str) {
     assert_response(out, status, json!({ "message": message }));
 }
+
+/// The answer when the authorization service failed: `status` with the contract's message,
+/// except in Kong after a callout the engine itself failed (timeout, refused or broken
+/// connection), where the status goes out without a body: ngx_wasm_module 3bed278 loses a
+/// local response's body after a timed-out callout and closes the connection (HOSTS.md).
+#[track_caller]
+pub fn assert_authz_unavailable(out: &Outcome, profile: Profile, failed: bool, status: u16) {
+    if profile == Profile::Kong && failed {
+        let r = out
+            .local_response()
+            .unwrap_or_else(|| panic!("expected a {status} response, got {out:?}"));
+        assert_eq!(r.status, status, "{out:?}");
+        assert!(r.body.is_empty(), "{out:?}");
+        assert_eq!(r.header("content-type"), None, "{out:?}");
+    } else {
+        assert_message(out, status, "Authorization service unavailable");
+    }
+}
+
+/// Whether a reply is a failure of the callout itself (no answer from the service).
+pub fn engine_failure(reply: &bouncer_harness::CalloutReply, timeout: std::time::Duration) -> bool {
+    use bouncer_harness::CalloutReply as R;
+    match reply {
+        R::Timeout | R::ConnectFailure | R::Failure(_) => true,
+        R::Delayed(d, inner) => *d >= timeout || engine_failure(inner, timeout - *d),
+        _ => false,
+    }
+}

@@ -572,6 +572,14 @@ fn check(i: usize, out: &Outcome) -> u16 {
         }
         RequestState::LocalResponse => {
             let r = out.local_response().unwrap();
+            if r.status == 503 && r.body.is_empty() {
+                // Kong, after a callout the engine failed (see assert_authz_unavailable).
+                assert!(
+                    out.logged("authorization service unavailable"),
+                    "#{i}: {out:?}"
+                );
+                return r.status;
+            }
             assert_eq!(
                 r.header("content-type"),
                 Some("application/json"),
@@ -655,6 +663,12 @@ fn thousands_of_hostile_requests_no_trap_no_5xx_bounded_memory() {
                 .unwrap_or_else(|e| panic!("{profile:?} #{i} trapped: {e}\nrequest: {shown}"));
             *tally.entry(check(i, &out)).or_default() += 1;
             if let Some(resp) = out.local_response() {
+                if resp.body.is_empty() {
+                    *messages
+                        .entry(format!("{} (no body)", resp.status))
+                        .or_default() += 1;
+                    continue;
+                }
                 let body = resp.json();
                 let m = body["message"]
                     .as_str()

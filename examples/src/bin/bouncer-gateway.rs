@@ -308,11 +308,17 @@ fn serve_one(mut s: std::net::TcpStream, filter: &mut bouncer_harness::Filter, u
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(clone) = s.try_clone() else { return };
     let mut reader = std::io::BufReader::new(clone);
-    let resp = match http::read_request(&mut reader) {
-        Ok(req) => handle(req, filter, upstream),
-        Err(_) => http::json_response(400, &json!({"message": "Bad request"})),
+    let (resp, head) = match http::read_request(&mut reader) {
+        Ok(req) => {
+            let head = req.first.eq_ignore_ascii_case("HEAD");
+            (handle(req, filter, upstream), head)
+        }
+        Err(_) => (
+            http::json_response(400, &json!({"message": "Bad request"})),
+            false,
+        ),
     };
-    let _ = http::write_response(&mut s, &resp);
+    let _ = http::write_response(&mut s, &resp, head);
 }
 
 fn handle(req: Message, filter: &mut bouncer_harness::Filter, upstream: &str) -> Message {

@@ -56,6 +56,12 @@ pub(crate) struct Stream {
     pub logs: Vec<LogEntry>,
     pub callouts: Vec<Callout>,
     pub properties: Vec<(String, Vec<u8>)>,
+    /// Kong: the request headers (indices in `req_headers`, which never shrinks there) the
+    /// filter removed: their hash is zeroed, nginx still forwards them.
+    pub zeroed: Vec<usize>,
+    /// Kong: a local response sent now is lost (ngx_wasm_module 3bed278 after a callout that
+    /// timed out: `[alert] zero size buf in writer`, the connection is closed).
+    pub loses_local_body: bool,
 }
 
 pub(crate) struct CallResponse {
@@ -72,6 +78,8 @@ pub(crate) struct State {
     pub alloc: Option<TypedFunc<u32, u32>>,
     /// The effective context.
     pub current: u32,
+    /// The callback running now (`proxy_on_request_headers`, ...).
+    pub callback: &'static str,
     /// Root contexts alive (the last one serves new requests) and their configurations.
     pub roots: HashMap<u32, Vec<u8>>,
     pub vm_config: Vec<u8>,
@@ -103,6 +111,7 @@ impl State {
             memory: None,
             alloc: None,
             current: 0,
+            callback: "",
             roots: HashMap::new(),
             vm_config,
             streams: HashMap::new(),
@@ -371,8 +380,27 @@ fn edit_map(s: &mut State, map: u32, key: String, edit: Edit) -> u32 {
     let kong_request = kong && map == MAP_REQUEST_HEADERS;
     match edit {
         Edit::Add(v) => headers.push((key, v)),
-        // Kong: removing a request header has no effect on what is forwarded.
-        Edit::Remove if kong_request => {}
+        // Kong: removing a request header has no effect on what is forwarded, but it zeroes
+        // the header's hash, so `proxy_set_header` no longer replaces those copies.
+        Edit::Remove if kong_request => {
+            for (i, (k, _)) in headers.iter().enumerate() {
+                if k.eq_ignore_ascii_case(&key) && !st.zeroed.contains(&i) {
+                    st.zeroed.push(i);
+                }
+            }
+        }
+        // nginx skips a header whose hash is zeroed: a later set adds a new copy.
+        Edit::Replace(v) if kong_request => {
+            let zeroed = &st.zeroed;
+            match headers
+                .iter()
+                .enumerate()
+                .position(|(i, (k, _))| k.eq_ignore_ascii_case(&key) && !zeroed.contains(&i))
+            {
+                Some(i) => headers[i].1 = v,
+                None => headers.push((key, v)),
+            }
+        }
         Edit::Remove => headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&key)),
         Edit::Replace(v) => {
             match headers
@@ -432,11 +460,29 @@ fn builtin_property(s: &State, path: &[u8]) -> Option<Vec<u8>> {
     Some(v.into_bytes())
 }
 
+/// Kong: a variable the location declares with `set`, as the filter reads it (`None`: not
+/// declared, or not initialised yet because `set` runs after the filter).
+fn kong_location_var(s: &State, dotted: &str) -> Option<Option<Vec<u8>>> {
+    let var = dotted.strip_prefix("ngx.")?;
+    let loc = lock(&s.host.location);
+    let initial = loc.as_ref()?.variable(var)?.as_bytes().to_vec();
+    let before_set = !loc.as_ref()?.headers_in_access
+        && s.streams
+            .get(&s.current)
+            .is_some_and(|st| st.phase <= Phase::Upstream);
+    Some(if before_set { None } else { Some(initial) })
+}
+
 fn get_property(s: &State, path: &[u8]) -> Option<Vec<u8>> {
     let dotted = String::from_utf8_lossy(path).replace('\0', ".");
     if let Some(st) = s.streams.get(&s.current) {
         if let Some((_, v)) = st.properties.iter().rev().find(|(k, _)| *k == dotted) {
             return Some(v.clone());
+        }
+    }
+    if s.kong() {
+        if let Some(v) = kong_location_var(s, &dotted) {
+            return v;
         }
     }
     if let Some(v) = s.properties.get(path) {
@@ -499,6 +545,23 @@ pub(crate) const ENV_FUNCTIONS: &[&str] = &[
 ];
 
 const WASI: &str = "wasi_snapshot_preview1";
+
+/// The callbacks from which Kong lets a filter dispatch an HTTP call (any other traps).
+const KONG_DISPATCH_CALLBACKS: &[&str] = &[
+    "proxy_on_request_headers",
+    "proxy_on_request_body",
+    "proxy_on_tick",
+    "proxy_on_http_call_response",
+    "proxy_on_foreign_function",
+];
+
+/// Kong: a shared-data key that resolves to no `shm_kv` zone traps.
+fn kong_shm(s: &State, key: &[u8], what: &str) -> Result<()> {
+    if s.kong() && !s.host.shm_resolves(key) {
+        bail!("host trap (bad usage): failed {what} shm (could not resolve namespace) (Kong without a shm_kv zone for this key)");
+    }
+    Ok(())
+}
 
 /// Traps in Kong, where ngx_wasm_module does not implement the function.
 fn kong_nyi(c: &C<'_>, name: &str) -> Result<()> {
@@ -803,10 +866,20 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
                 return Ok(INVALID_MEMORY_ACCESS);
             };
             let s = c.data_mut();
+            let dotted = String::from_utf8_lossy(&path).replace('\0', ".");
+            if s.kong() && s.stream().is_some() {
+                if let Some(var) = dotted.strip_prefix("ngx.") {
+                    // nginx: only a declared variable can be set (ngx_wasm_module: NotFound).
+                    let declared = lock(&s.host.location)
+                        .as_ref()
+                        .is_some_and(|l| l.variable(var).is_some());
+                    if !declared {
+                        return Ok(NOT_FOUND);
+                    }
+                }
+            }
             match s.stream() {
-                Some(st) => st
-                    .properties
-                    .push((String::from_utf8_lossy(&path).replace('\0', "."), value)),
+                Some(st) => st.properties.push((dotted, value)),
                 None => {
                     s.properties.insert(path, value);
                 }
@@ -829,6 +902,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
             let Some(key) = read(&mut c, kptr, klen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
+            kong_shm(c.data(), &key, "getting value from")?;
             let entry = lock(&c.data().host.shared).map.get(&key).cloned();
             let Some((value, cas)) = entry else {
                 return Ok(NOT_FOUND);
@@ -848,6 +922,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
             else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
+            kong_shm(c.data(), &key, "setting value to")?;
             let s = c.data();
             let mut shared = lock(&s.host.shared);
             if let Some((_, current)) = shared.map.get(&key) {
@@ -1023,12 +1098,23 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
                     .map(|(k, v)| (k.to_ascii_lowercase(), v))
                     .collect()
             };
+            let lost = kong && st.loses_local_body && !body.is_empty();
+            if lost {
+                // The client gets nothing: the connection is closed.
+                st.reset = true;
+            }
             st.local = Some(Response {
                 status: status as u16,
                 headers: Headers(headers),
                 body,
                 details,
             });
+            if lost {
+                c.data_mut().log(
+                    LogLevel::Critical,
+                    "[alert] zero size buf in writer (local response after a timed-out callout; connection closed)".into(),
+                );
+            }
             Ok(OK)
         },
     )?;
@@ -1063,6 +1149,15 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
                 return Ok(BAD_ARGUMENT);
             };
             let kong = c.data().kong();
+            if kong && !KONG_DISPATCH_CALLBACKS.contains(&c.data().callback) {
+                // ngx_wasm_module checks the step; in on_configure the trap fails the filter's
+                // start and the nginx worker exits for good.
+                bail!(
+                    "can only send HTTP dispatch during \"on_request_headers\", \"on_request_body\", \
+                     \"on_tick\", \"on_dispatch_response\", \"on_foreign_function\" (called from {}; Kong traps)",
+                    c.data().callback
+                );
+            }
             for required in [":method", ":path", ":authority"] {
                 if first_value(&headers, required).is_none_or(|v| v.is_empty()) {
                     if kong {

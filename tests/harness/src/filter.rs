@@ -1,7 +1,7 @@
 //! One filter instance (a worker VM) and the request lifecycle it drives.
 
 use crate::abi::{CallResponse, Phase, State, Stream};
-use crate::host::{Host, LogEntry, LogLevel, Profile};
+use crate::host::{lock, Host, LogEntry, LogLevel, Profile};
 use crate::http::{CalloutReply, Headers, Outcome, Request, RequestState, Response};
 use crate::{Callout, Harness, HarnessError};
 use std::collections::{HashMap, VecDeque};
@@ -182,13 +182,14 @@ impl Filter {
         ctx: u32,
         f: &TypedFunc<P, R>,
         args: P,
-        what: &str,
+        what: &'static str,
     ) -> Result<R, HarnessError> {
         if let Some(p) = &self.poisoned {
             return Err(HarnessError::Poisoned(p.clone()));
         }
         let s = self.store.data_mut();
         s.current = ctx;
+        s.callback = what;
         s.output.clear();
         match f.call(&mut self.store, args) {
             Ok(r) => {
@@ -304,6 +305,7 @@ impl Filter {
                 (Vec::new(), 0, Vec::new())
             }
         };
+        let timed_out = reply == CalloutReply::Timeout;
         let (headers, n_headers, body) = match reply {
             CalloutReply::Ok {
                 status,
@@ -332,6 +334,13 @@ impl Filter {
             return Ok(ctx);
         }
         let body_len = body.len() as u32;
+        // ngx_wasm_module 3bed278: after a callout that carried a body and timed out, a local
+        // response stashed with a body in on_http_call_response loses it (the dispatch's
+        // request-body chain link is reused for it and then emptied) and the connection closes.
+        let loses = kong && timed_out && !callout.body.is_empty();
+        if let Some(st) = s.streams.get_mut(&ctx) {
+            st.loses_local_body = loses;
+        }
         s.call_response = Some(CallResponse { headers, body });
         let cb = self.cb.clone();
         let result = match &cb.http_call_response {
@@ -343,7 +352,11 @@ impl Filter {
             ),
             None => Ok(()),
         };
-        self.store.data_mut().call_response = None;
+        let s = self.store.data_mut();
+        s.call_response = None;
+        if let Some(st) = s.streams.get_mut(&ctx) {
+            st.loses_local_body = false;
+        }
         result?;
         self.drive_woken()?;
         Ok(ctx)
@@ -456,7 +469,12 @@ impl Filter {
                     }
                 }
                 Phase::Upstream => {
-                    st.forwarded = Some(st.req_headers.clone());
+                    let forwarded = if kong {
+                        kong_forward(lock(&self.host.inner.location).as_ref(), st)
+                    } else {
+                        st.req_headers.clone()
+                    };
+                    st.forwarded = Some(forwarded);
                     let (status, headers, body) = st.upstream.clone();
                     st.resp_headers = std::iter::once((":status".to_string(), status.to_string()))
                         .chain(headers)
@@ -589,6 +607,8 @@ impl Filter {
                 logs: Vec::new(),
                 callouts: Vec::new(),
                 properties: Vec::new(),
+                zeroed: Vec::new(),
+                loses_local_body: false,
             },
         );
         self.call(
@@ -738,6 +758,48 @@ impl Filter {
     }
 }
 
+/// Kong: the request headers nginx sends upstream, after the location's `set` (when it runs
+/// after the filter) and `proxy_set_header` lines (see [`crate::KongLocation`]).
+fn kong_forward(loc: Option<&crate::KongLocation>, st: &mut Stream) -> Vec<(String, String)> {
+    let Some(loc) = loc else {
+        return st.req_headers.clone();
+    };
+    if !loc.headers_in_access {
+        // The rewrite phase's `set` runs after the filter and overwrites what it wrote.
+        for (var, value) in &loc.variables {
+            st.properties
+                .push((format!("ngx.{var}"), value.clone().into_bytes()));
+        }
+    }
+    // (index in req_headers, or None for a header nginx adds; the header)
+    let mut out: Vec<(Option<usize>, (String, String))> = st
+        .req_headers
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, h)| (Some(i), h))
+        .collect();
+    for (name, var) in &loc.proxy_set_headers {
+        // Copies with a zeroed hash are not matched by proxy_set_header: they go through.
+        out.retain(|(i, (k, _))| {
+            !k.eq_ignore_ascii_case(name) || i.is_some_and(|i| st.zeroed.contains(&i))
+        });
+        let key = format!("ngx.{var}");
+        let value = st
+            .properties
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .or_else(|| loc.variable(var).map(str::to_owned))
+            .unwrap_or_default();
+        if !value.is_empty() {
+            out.push((None, (name.clone(), value)));
+        }
+    }
+    out.into_iter().map(|(_, h)| h).collect()
+}
+
 fn status_of(headers: &[(String, String)]) -> Option<u16> {
     headers
         .iter()
@@ -776,6 +838,8 @@ impl Stream {
             logs: self.logs.clone(),
             callouts: self.callouts.clone(),
             properties: self.properties.clone(),
+            zeroed: self.zeroed.clone(),
+            loses_local_body: false,
         }
     }
 }

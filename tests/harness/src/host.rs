@@ -104,6 +104,74 @@ pub(crate) struct HostInner {
     pub handler: Mutex<Option<Handler>>,
     pub properties: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
     pub next_instance: AtomicU32,
+    /// Kong: the `shm_kv` zones nginx declares (`*` is the default namespace). A key
+    /// `ns/rest` lives in zone `ns` when declared, else in `*`; with neither, shared data traps.
+    pub shm_zones: Mutex<Vec<String>>,
+    /// Kong: the nginx location around the filter.
+    pub location: Mutex<Option<KongLocation>>,
+}
+
+/// Kong: what the nginx location around the filter does to the request (the snippet
+/// `kong/bouncer-location.conf` is one): variables declared with `set $var ...;`, headers sent
+/// with `proxy_set_header Name $var;`, and the phase the filter's request-header step runs in.
+///
+/// As in nginx (HOSTS.md): `set` runs in the rewrite phase. When the filter runs there too
+/// (plain nginx's default), the variables are still uninitialised while it runs (reading one is
+/// NotFound) and `set` then overwrites what the filter wrote. In the access phase (Kong itself,
+/// or `proxy_wasm_request_headers_in_access on`) they read as their `set` value and keep what
+/// the filter writes. `proxy_set_header` replaces every client copy of the header (and sends
+/// nothing for an empty value), except copies the filter removed: a removal zeroes the
+/// header's hash, so nginx no longer matches them and forwards them as well.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KongLocation {
+    /// `set $name "value";`: the variables and their initial values.
+    pub variables: Vec<(String, String)>,
+    /// `proxy_set_header Name $var;`: header name and variable name.
+    pub proxy_set_headers: Vec<(String, String)>,
+    /// The filter's request-header step runs in the access phase (after `set`).
+    pub headers_in_access: bool,
+}
+
+impl KongLocation {
+    /// Reads the `set $v "...";` and `proxy_set_header Name $v;` lines of an nginx snippet
+    /// (comments and other directives are ignored).
+    pub fn parse(snippet: &str, headers_in_access: bool) -> Self {
+        let mut loc = KongLocation {
+            headers_in_access,
+            ..Default::default()
+        };
+        for line in snippet.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            let Some(line) = line.strip_suffix(';') else {
+                continue;
+            };
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["set", var, value] => {
+                    if let Some(v) = var.strip_prefix('$') {
+                        loc.variables
+                            .push((v.to_string(), value.trim_matches('"').to_string()));
+                    }
+                }
+                ["proxy_set_header", name, var] => {
+                    if let Some(v) = var.strip_prefix('$') {
+                        loc.proxy_set_headers
+                            .push((name.to_string(), v.to_string()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        loc
+    }
+
+    /// The initial value of a declared variable.
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        self.variables
+            .iter()
+            .find(|(v, _)| v == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -111,6 +179,21 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl HostInner {
+    /// Kong's `ngx_wa_shm_kv_resolve_key`: `ns/key` in zone `ns`, else in the default `*`.
+    pub fn shm_resolves(&self, key: &[u8]) -> bool {
+        if self.profile == Profile::Envoy {
+            return true;
+        }
+        let zones = lock(&self.shm_zones);
+        let ns = key
+            .iter()
+            .position(|&b| b == b'/')
+            .filter(|&i| i > 0)
+            .and_then(|i| key.get(..i));
+        ns.is_some_and(|ns| zones.iter().any(|z| z.as_bytes() == ns))
+            || zones.iter().any(|z| z == "*")
+    }
+
     pub fn now(&self) -> u64 {
         self.now_nanos.load(Ordering::Relaxed)
     }
@@ -175,6 +258,8 @@ impl Host {
                 handler: Mutex::new(None),
                 properties: Mutex::default(),
                 next_instance: AtomicU32::new(1),
+                shm_zones: Mutex::new(vec!["*".to_string()]),
+                location: Mutex::new(None),
             }),
         }
     }
@@ -298,6 +383,53 @@ impl Host {
     /// The host's log level: lower lines are dropped, and `proxy_get_log_level` returns it.
     pub fn set_log_level(&self, level: LogLevel) {
         self.inner.log_level.store(level as u32, Ordering::Relaxed);
+    }
+
+    /// Kong: nginx without any `shm_kv` zone (kong.conf sets no `nginx_wasm_shm_kv*`): every
+    /// `get_shared_data`/`set_shared_data` traps (HOSTS.md). A host has a `*` zone by default.
+    pub fn without_shm_zone(self) -> Self {
+        lock(&self.inner.shm_zones).clear();
+        self
+    }
+
+    /// Kong: a host configured like a `kong.conf`: the `shm_kv` zones it declares, from
+    /// `nginx_wasm_shm_kv = SIZE` (zone `*`, Kong 3.7+), `nginx_wasm_shm_kv_NAME = SIZE`
+    /// (Kong 3.6+) and `nginx_wasm_shm_NAME = SIZE` (Kong 3.4 and 3.5).
+    pub fn kong_with_conf(conf: &str) -> Self {
+        let mut zones = Vec::new();
+        for line in conf.lines() {
+            let line = line.split('#').next().unwrap_or("");
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            let (k, v) = (k.trim(), v.trim());
+            if v.is_empty() {
+                continue;
+            }
+            if k == "nginx_wasm_shm_kv" {
+                zones.push("*".to_string());
+            } else if let Some(name) = k
+                .strip_prefix("nginx_wasm_shm_kv_")
+                .or_else(|| k.strip_prefix("nginx_wasm_shm_"))
+            {
+                zones.push(name.to_string());
+            }
+        }
+        let h = Host::kong();
+        *lock(&h.inner.shm_zones) = zones;
+        h
+    }
+
+    /// Whether a shared-data key resolves to a zone (always in Envoy; in Kong, as nginx
+    /// resolves `namespace/key`).
+    pub fn shm_resolves(&self, key: &str) -> bool {
+        self.inner.shm_resolves(key.as_bytes())
+    }
+
+    /// Kong: the nginx location the filter runs in (see [`KongLocation`]).
+    pub fn with_location(self, location: KongLocation) -> Self {
+        *lock(&self.inner.location) = Some(location);
+        self
     }
 
     /// Sets a host property (returned by `get_property` unless the filter set its own).

@@ -57,7 +57,7 @@ mod host;
 mod http;
 
 pub use filter::Filter;
-pub use host::{Host, LogEntry, LogLevel, Metric, Profile, DEFAULT_UNIX_TIME};
+pub use host::{Host, KongLocation, LogEntry, LogLevel, Metric, Profile, DEFAULT_UNIX_TIME};
 pub use http::{Callout, CalloutReply, Headers, Outcome, Request, RequestState, Response};
 
 use std::path::{Path, PathBuf};

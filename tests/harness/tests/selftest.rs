@@ -267,12 +267,23 @@ fn manual_answers_and_interleaving() {
         let b = f
             .respond(b.pending_callouts[0], CalloutReply::Timeout)
             .unwrap();
-        assert_eq!(b.status(), Some(503));
-        let expected = match host.profile() {
-            Profile::Envoy => "callout failed",
-            Profile::Kong => "callout failed: timeout",
-        };
-        assert_eq!(b.json()["message"], expected);
+        match host.profile() {
+            Profile::Envoy => {
+                assert_eq!(b.status(), Some(503));
+                assert_eq!(b.json()["message"], "callout failed");
+            }
+            Profile::Kong => {
+                // ngx_wasm_module 3bed278: a local response with a body, sent after a callout
+                // that carried a body and timed out, never reaches the client.
+                assert_eq!(b.state, RequestState::Reset, "{b:?}");
+                assert!(b.response.is_none());
+                assert!(f
+                    .host()
+                    .logs()
+                    .iter()
+                    .any(|l| l.message.contains("zero size buf")));
+            }
+        }
         assert!(matches!(
             f.respond(token, CalloutReply::Timeout),
             Err(HarnessError::Usage(_))
@@ -355,10 +366,18 @@ fn ticks_and_root_callouts() {
             Profile::Kong => "10.1.2.3:443",
         };
         host.add_cluster("idp");
-        let config =
-            format!(r#"{{"tick_ms": 5000, "root_fetch": true, "upstream": "{upstream}"}}"#);
+        let kong = host.profile() == Profile::Kong;
+        let config = format!(
+            r#"{{"tick_ms": 5000, "root_fetch": true, "fetch_on_configure": {}, "upstream": "{upstream}"}}"#,
+            !kong
+        );
         let mut f = echo().filter(&host, &config).unwrap();
         assert_eq!(f.tick_period(), Some(Duration::from_secs(5)));
+        if kong {
+            // Kong: the first fetch comes from the first tick.
+            assert!(f.pending_root_callouts().is_empty());
+            f.tick().unwrap();
+        }
         let pending = f.pending_root_callouts();
         assert_eq!(pending.len(), 1);
         assert_eq!((pending[0].path(), pending[0].from_root), ("/keys", true));
@@ -372,7 +391,11 @@ fn ticks_and_root_callouts() {
         host.set_callout_handler(|_| CalloutReply::ok(200, "k2"));
         host.advance(Duration::from_secs(5));
         let out = f.tick().unwrap();
-        assert!(out.logged("tick 1"));
+        assert!(
+            out.logged(if kong { "tick 2" } else { "tick 1" }),
+            "{:?}",
+            out.logs
+        );
         assert_eq!(out.callouts.len(), 1);
         assert_eq!(host.shared_data("keys").unwrap().0, b"k2");
         assert!(f.pending_root_callouts().is_empty());
@@ -432,6 +455,10 @@ fn kong_refuses_modules_importing_get_log_level() {
 #[test]
 fn wasi_output_time_properties_memory() {
     for host in both() {
+        let host = host.with_location(bouncer_harness::KongLocation::parse(
+            "set $consumer \"\";",
+            true,
+        ));
         host.set_property(&["foo", "bar"], b"baz");
         let mut f = echo().filter(&host, "{}").unwrap();
         let out = f
@@ -473,6 +500,7 @@ fn wasi_output_time_properties_memory() {
         let out = f
             .run(Request::new("GET", "/").header("x-set-property", "ngx.consumer=abc"))
             .unwrap();
+        // (Kong: `ngx.*` is a variable the location declares; see kong_location_variables.)
         assert_eq!(
             out.properties,
             vec![("ngx.consumer".to_string(), b"abc".to_vec())]
@@ -547,8 +575,15 @@ fn root_context_resumes_waiting_requests_in_envoy_only() {
             Profile::Envoy => "idp",
             Profile::Kong => "127.0.0.1:9000",
         };
-        let config = format!(r#"{{"root_fetch": true, "upstream": "{upstream}"}}"#);
+        let kong = host.profile() == Profile::Kong;
+        let config = format!(
+            r#"{{"root_fetch": true, "fetch_on_configure": {}, "tick_ms": 1000, "upstream": "{upstream}"}}"#,
+            !kong
+        );
         let mut f = echo().filter(&host, &config).unwrap();
+        if kong {
+            f.tick().unwrap();
+        }
         let waiting = f
             .run(Request::new("GET", "/").header("x-wait-root", "1"))
             .unwrap();
@@ -588,4 +623,89 @@ fn handles_are_thread_safe() {
     send_sync::<Host>();
     send_sync::<Harness>();
     send_sync::<HarnessError>();
+}
+
+#[test]
+fn kong_traps_a_dispatch_outside_the_allowed_callbacks() {
+    // on_configure: the filter fails to start (the nginx worker exits for good).
+    let config = r#"{"root_fetch": true, "upstream": "127.0.0.1:9000"}"#;
+    assert!(echo()
+        .filter(&Host::envoy().with_clusters(&["127.0.0.1:9000"]), config)
+        .is_ok());
+    let err = echo().filter(&Host::kong(), config).unwrap_err();
+    assert!(
+        matches!(&err, HarnessError::Trap(m) if m.contains("can only send HTTP dispatch during")
+            && m.contains("proxy_on_configure")),
+        "{err}"
+    );
+    // From a tick it works.
+    let config = r#"{"root_fetch": true, "fetch_on_configure": false, "tick_ms": 1000, "upstream": "127.0.0.1:9000"}"#;
+    let mut f = echo().filter(&Host::kong(), config).unwrap();
+    f.tick().unwrap();
+    assert_eq!(f.pending_root_callouts().len(), 1);
+}
+
+#[test]
+fn kong_shared_data_needs_a_shm_zone() {
+    let host = Host::kong().without_shm_zone();
+    let mut f = echo().filter(&host, "{}").unwrap();
+    let err = f
+        .run(Request::new("GET", "/").header("x-counter", "k"))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("could not resolve namespace"),
+        "{err}"
+    );
+    // A zone named after the key's namespace, or the default `*`.
+    let host = Host::kong_with_conf("nginx_wasm_shm_kv_echo = 1m");
+    assert!(host.shm_resolves("echo/k"));
+    assert!(!host.shm_resolves("k"));
+    assert!(Host::kong_with_conf("nginx_wasm_shm_kv = 1m").shm_resolves("k"));
+    assert!(Host::envoy().without_shm_zone().shm_resolves("k"));
+}
+
+#[test]
+fn kong_location_variables() {
+    use bouncer_harness::KongLocation;
+    let snippet = "set $consumer \"none\";\nproxy_set_header X-Consumer $consumer;\n";
+    // Access phase (Kong): the variable is declared and set; nginx sends it instead of every
+    // client copy.
+    let host = Host::kong().with_location(KongLocation::parse(snippet, true));
+    let mut f = echo().filter(&host, "{}").unwrap();
+    let out = f
+        .run(
+            Request::new("GET", "/")
+                .header("x-set-property", "ngx.consumer=abc")
+                .header("x-consumer", "spoof"),
+        )
+        .unwrap();
+    assert_eq!(out.request_headers.get_all("x-consumer"), vec!["abc"]);
+    let out = f
+        .run(Request::new("GET", "/").header("x-property", "ngx.consumer"))
+        .unwrap();
+    assert_eq!(out.header("x-property-value"), Some("none"));
+    // An undeclared variable cannot be set (NotFound: the SDK's set_property panics on it).
+    let err = f
+        .run(Request::new("GET", "/").header("x-set-property", "ngx.other=1"))
+        .unwrap_err();
+    assert!(err.to_string().contains("unexpected status: 1"), "{err}");
+    // Rewrite phase (plain nginx's default): `set` runs after the filter and wipes the value.
+    let host = Host::kong().with_location(KongLocation::parse(snippet, false));
+    let mut f = echo().filter(&host, "{}").unwrap();
+    let out = f
+        .run(Request::new("GET", "/").header("x-set-property", "ngx.consumer=abc"))
+        .unwrap();
+    assert_eq!(
+        out.request_headers.get_all("x-consumer"),
+        vec!["none"],
+        "{out:?}"
+    );
+    let out = f
+        .run(Request::new("GET", "/").header("x-property", "ngx.consumer"))
+        .unwrap();
+    assert_eq!(
+        out.header("x-property-value"),
+        Some("<none>"),
+        "uninitialised while the filter runs"
+    );
 }

@@ -129,7 +129,9 @@ impl RootContext for Root {
             hostcalls::define_metric(MetricType::Counter, "echo_requests").unwrap();
         info!("configured {}", cfg.name);
         self.config = cfg;
-        if self.config.root_fetch {
+        // (Kong traps a dispatch from on_configure: `"fetch_on_configure": false` leaves the
+        // first fetch to the first tick.)
+        if self.config.root_fetch && field(&self.config.raw, "fetch_on_configure") != Some("false") {
             self.fetch("configure");
         }
         true
