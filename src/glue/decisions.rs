@@ -1,6 +1,7 @@
 //! The authorization decision cache in shared data, shared by every worker.
 //!
-//! ngx_wasm_module's shared data never evicts, so the cache is a fixed set of slots: a
+//! ngx_wasm_module's shared data need not evict (a zone with `eviction=none` traps a write when
+//! full; the default evicts least recently used entries), so the cache is a fixed set of slots: a
 //! decision lives in slot `key % SLOTS`, stored with its full key and expiry, and a newer
 //! decision for another key that lands in the same slot replaces it. Memory is bounded by
 //! `SLOTS` times the largest entry (`MAX_ENTRY`).

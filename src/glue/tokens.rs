@@ -6,7 +6,7 @@
 //! - Across workers: shared data slots keyed by the SHA-256 of (configuration digest, token),
 //!   holding the consumer, credential and provider. A token verified by one worker is accepted
 //!   by every other without verifying its signature again (it is parsed again, which is cheap).
-//!   A fixed number of slots bounds memory: ngx_wasm_module never evicts shared data.
+//!   A fixed number of slots bounds memory (a Kong zone with `eviction=none` never evicts).
 //!   HMAC tokens (`HS*`) skip this level: verifying one costs less than a shared-data lookup.
 //!
 //! Claims, revocations and access rules are still checked on every request.
