@@ -7,9 +7,11 @@ WASM   := $(or $(CARGO_TARGET_DIR),target)/$(TARGET)/release/bouncer.wasm
 
 all: build
 
-## setup: install the wasm target and clang (ring compiles C for wasm32; once per machine)
+## setup: install the wasm target, clippy and rustfmt (make lint), and clang (ring compiles C
+##        for wasm32); once per machine
 setup:
 	rustup target add $(TARGET)
+	rustup component add clippy rustfmt
 	@command -v clang >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq clang; }
 
 ## build: the release filter, target/wasm32-wasip1/release/bouncer.wasm
@@ -62,7 +64,7 @@ dist:
 	@ls -l $(DIST_WASM) dist/bouncer.wasm | awk '{print $$9 ": " $$5 " bytes"}'
 
 ## fuzz: run each cargo-fuzz target in fuzz/ for FUZZ_SECONDS (default 60), after seeding
-##       fuzz/corpus from ../shared/vectors; installs cargo-fuzz if missing. Works on stable
+##       fuzz/corpus from tests/vectors; installs cargo-fuzz if missing. Works on stable
 ##       (RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z sanitizer flags). Not part of CI.
 ##       Crashes land in fuzz/artifacts/<target>/; e.g. make fuzz FUZZ_TARGETS=token FUZZ_SECONDS=600
 FUZZ_SECONDS ?= 60

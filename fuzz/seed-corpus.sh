@@ -1,9 +1,9 @@
 #!/bin/sh
-# Seed fuzz/corpus/<target> from the public vectors (../shared/vectors) and the fuzz configs.
+# Seed fuzz/corpus/<target> from the public vectors (tests/vectors) and the fuzz configs.
 # Safe to run again: seeds are named by content, libFuzzer adds its own files beside them.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-vectors="$here/../../shared/vectors"
+vectors="$here/../tests/vectors"
 if [ ! -f "$vectors/tokens.json" ]; then
     echo "seed-corpus: test vectors missing: expected $vectors/tokens.json" >&2
     exit 1

@@ -642,7 +642,7 @@ fn schema_enums_match_the_filter() {
 // (c) invalid configs: both reject; valid variations: both accept
 
 fn vector(name: &str) -> String {
-    let p = repo_path("../shared/vectors/keys").join(name);
+    let p = repo_path("tests/vectors/keys").join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 

@@ -5,7 +5,7 @@
 //! Inputs come from three kinds of generators: raw (arbitrary bytes and strings), structured
 //! (JWS built from random JOSE headers and claims, HMAC-signed with the configured secret
 //! often enough to get past the signature to the claims, ACL, permissions and callout), and
-//! mutated (the PyJWT vectors of `../shared/vectors` with bits flipped, truncated, spliced).
+//! mutated (the PyJWT vectors of `tests/vectors` with bits flipped, truncated, spliced).
 //!
 //! Case counts keep the file at a few seconds in a debug build. `BOUNCER_PROPTEST_SCALE=N`
 //! multiplies every count for a longer local run.
@@ -53,10 +53,10 @@ fn cases(n: u32) -> ProptestConfig {
 }
 
 fn vectors_dir() -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors"));
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors"));
     assert!(
         dir.join("tokens.json").is_file() && dir.join("keys").is_dir(),
-        "test vectors missing: expected {}/tokens.json and keys/ (shared/ beside the repository)",
+        "test vectors missing: expected {}/tokens.json and keys/ (tests/vectors)",
         dir.display()
     );
     dir

@@ -34,7 +34,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 fn vectors() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/keys"
+        "/../tests/vectors/keys"
     ))
 }
 

@@ -1,5 +1,5 @@
 //! Shared set-up for the fuzz targets: policies built from the public vectors (compiled in,
-//! so a missing `../shared/vectors` fails the build, not the run) and the contract oracle
+//! so a missing `tests/vectors` fails the build, not the run) and the contract oracle
 //! (CONTRACT.md section 2) that turns a wrong answer into a crash libFuzzer reports.
 
 use bouncer::config::Policy;
@@ -16,7 +16,7 @@ macro_rules! vector {
     ($rel:literal) => {
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/vectors/",
+            "/../tests/vectors/",
             $rel
         ))
     };

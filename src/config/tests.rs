@@ -4,7 +4,7 @@ use super::*;
 use serde_json::{json, Value};
 
 fn pem(name: &str) -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/keys/");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/keys/");
     std::fs::read_to_string(format!("{dir}{name}"))
         .unwrap_or_else(|e| panic!("test vectors missing ({dir}{name}): {e}"))
 }

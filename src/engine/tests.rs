@@ -1,5 +1,5 @@
 //! The contract's response table (CONTRACT.md section 2) and upstream headers (section 3),
-//! row by row, through the pure pipeline. Tokens come from ../shared/vectors (PyJWT) where
+//! row by row, through the pure pipeline. Tokens come from tests/vectors (PyJWT) where
 //! they exist, and are signed here with HS256 otherwise.
 
 use super::*;
@@ -13,10 +13,10 @@ const NOW: f64 = 1_800_000_000.0;
 const SECRET: &str = "test-secret-0123456789";
 
 pub fn vectors_dir() -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors"));
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors"));
     assert!(
         dir.join("tokens.json").exists(),
-        "test vectors missing: expected {} (shared/ beside the repository)",
+        "test vectors missing: expected {} (tests/vectors, made by tests/vectors/gen_vectors.py)",
         dir.display()
     );
     dir

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 // Tokens signed by an attacker's own keys (made with openssl 3: an Ed25519 key and an RSA-2048
-// key with a self-signed certificate, none of them in shared/vectors), each carrying the
+// key with a self-signed certificate, none of them in tests/vectors), each carrying the
 // attacker's public key in its JOSE header. Claims: iss `bouncer-vectors`, sub `attacker`,
 // iat NOW-10, exp NOW+600. The public keys are below, to prove the signatures are good.
 

@@ -12,7 +12,7 @@
 //! ```
 //!
 //! A case without `status` (or with 200) must be let through. `{{vector:NAME}}` is a token of
-//! `shared/vectors/tokens.json`; `"$now+N"` in claims is the host's time plus N seconds.
+//! `tests/vectors/tokens.json`; `"$now+N"` in claims is the host's time plus N seconds.
 //! Every case runs under both host profiles.
 
 use crate::support::*;

@@ -42,10 +42,10 @@ pub fn filter(host: &Host, config: &Value) -> Filter {
 }
 
 pub fn vectors_dir() -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors"));
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors"));
     assert!(
         dir.join("tokens.json").exists(),
-        "test vectors missing: expected {} (shared/ beside the repository)",
+        "test vectors missing: expected {} (tests/vectors)",
         dir.display()
     );
     dir
@@ -55,7 +55,7 @@ pub fn read_vector_file(rel: &str) -> String {
     std::fs::read_to_string(vectors_dir().join(rel)).unwrap()
 }
 
-/// A token of `shared/vectors/tokens.json` by name.
+/// A token of `tests/vectors/tokens.json` by name.
 pub fn vector(name: &str) -> String {
     let doc: Value = serde_json::from_str(&read_vector_file("tokens.json")).unwrap();
     doc["tokens"]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Which proxy the host reproduces (see `shared/spec/HOSTS.md`).
+/// Which proxy the host reproduces (see `docs/HOSTS.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Profile {
     /// Envoy's `envoy.filters.http.wasm`.

@@ -1,5 +1,5 @@
 //! A proxy-wasm ABI 0.2.1 host on wasmtime, reproducing how Envoy and Kong run a filter
-//! (`shared/spec/HOSTS.md`), for Bouncer's end-to-end tests, benchmarks and local gateway.
+//! (`docs/HOSTS.md`), for Bouncer's end-to-end tests, benchmarks and local gateway.
 //!
 //! - [`Harness`]: a compiled module (compile once, instantiate many times; cheap to clone).
 //! - [`Host`]: one proxy process ([`Profile::Envoy`] or [`Profile::Kong`]): clock, clusters,
