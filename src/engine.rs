@@ -390,25 +390,25 @@ pub fn evaluate(
         }
         _ => {}
     }
-    // A path with dot-segments or encoded separators could match a rule here and mean another
-    // resource upstream: consumers kept to routes or permissions never get one through.
-    let ambiguous = ambiguous_path(path_only);
-    if consumer.routes.is_restricted() && ambiguous {
-        return forbidden(consumer, "ambiguous path for a route-restricted consumer");
+    let skip = consumer.in_any(&policy.skip_groups);
+    // A path an upstream may resolve to another resource than the one matched here is never
+    // matched by a rule nor sent to the authorization service: refused where one is due.
+    if needs_path_decision(policy, consumer, skip) && crate::access::ambiguous_path(path_only) {
+        return forbidden(
+            consumer,
+            "ambiguous path where a path-based decision is due",
+        );
     }
     if !consumer.routes.allows(req.method, path_only) {
         return forbidden(consumer, "route not allowed for consumer");
     }
     let claims = token.as_ref().map(|t| &t.claims);
-    let skip = consumer.in_any(&policy.skip_groups);
     let perms: Vec<String> = claims
         .and_then(|c| c.get(&policy.permissions_claim))
         .map(permission_names)
         .unwrap_or_default();
     if let Some(p) = &policy.permissions {
-        if !skip
-            && (ambiguous || !p.grants(perms.iter().map(String::as_str), req.method, path_only))
-        {
+        if !skip && !p.grants(perms.iter().map(String::as_str), req.method, path_only) {
             return forbidden(consumer, "no permission grants this request");
         }
     }
@@ -496,15 +496,11 @@ fn is_reserved(policy: &Policy, name: &str) -> bool {
         .any(|r| r.len() == name.len() && r == name)
 }
 
-/// Whether a path has dot-segments (`/./`, `/../`, a trailing `/.` or `/..`) or an encoded
-/// `.`, `/` or `\\` that an upstream may decode into another path than the one matched here.
-pub fn ambiguous_path(path: &str) -> bool {
-    let encoded = path.as_bytes().windows(3).any(|w| match w {
-        [b'%', b'2', c] => matches!(c.to_ascii_lowercase(), b'e' | b'f'),
-        [b'%', b'5', c] => c.eq_ignore_ascii_case(&b'c'),
-        _ => false,
-    });
-    encoded || path.contains('\\') || path.split('/').any(|seg| seg == "." || seg == "..")
+/// Whether the request needs a path-based decision: the consumer's route rules, local
+/// permissions or the callout (the latter two not for `skip_groups`).
+fn needs_path_decision(policy: &Policy, consumer: &Consumer, skip: bool) -> bool {
+    consumer.routes.is_restricted()
+        || !skip && (policy.permissions.is_some() || policy.authz.is_some())
 }
 
 /// The names in a permissions claim: a list of strings (other elements ignored) or one string.

@@ -743,6 +743,17 @@ fn check_outcome(p: &Policy, req: &Req, mode: StoreMode, o: &Outcome) -> Result<
         Outcome::Allow(a) => {
             check_allowed(p, req, a, &presented)?;
             prop_assert_eq!(a.consumer.is_none(), preflight, "{:?}", a);
+            // CONTRACT.md section 2: an ambiguous path never passes a route rule.
+            let (path, _) = credentials::split_path(view.path);
+            let restricted = p
+                .consumers
+                .iter()
+                .any(|c| Some(&c.username) == a.consumer.as_ref() && c.routes.is_restricted());
+            prop_assert!(
+                !(restricted && bouncer::access::ambiguous_path(path)),
+                "ambiguous path through route rules: {:?}",
+                path
+            );
         }
         Outcome::Callout(c) => {
             prop_assert!(!preflight);
@@ -755,6 +766,12 @@ fn check_outcome(p: &Policy, req: &Req, mode: StoreMode, o: &Outcome) -> Result<
             prop_assert_eq!(&body["input"]["method"], &json!(view.method));
             prop_assert_eq!(&body["input"]["path"], &json!(path));
             prop_assert_eq!(&body["input"]["query"], &json!(query));
+            // CONTRACT.md section 2: never an ambiguous path.
+            prop_assert!(
+                !bouncer::access::ambiguous_path(path),
+                "callout for an ambiguous path: {:?}",
+                path
+            );
         }
         Outcome::WaitForKeys(i) => {
             prop_assert!(!preflight);
@@ -1395,7 +1412,10 @@ fn build(spec: ReqSpec) -> Req {
 fn path_base() -> BoxedStrategy<String> {
     prop_oneof![
         4 => pick(&["/", "/api/v1/orders", "/api/v1/orders/42", "/api/v1/orders/42/items",
-                    "/partners/x", "/api/v1/roles/1", "", "*", "/a?b"]),
+                    "/partners/x", "/api/v1/roles/1", "", "*", "/a?b",
+                    "/api/v1/orders/..;", "/api/v1/orders/%2e%2E", "/partners/..;/admin",
+                    "/partners/.;x/y", "/api/x%2fy", "/api/v1/roles/1\\..", "/a?b=..;"]),
+
         2 => "/[ -~]{0,40}",
         1 => lossy(40),
     ]

@@ -1114,18 +1114,32 @@ fn a_cache_entry_for_a_removed_jwks_key_is_not_trusted() {
     );
 }
 
+/// Paths that an upstream may resolve elsewhere (CONTRACT.md section 2): refused wherever a
+/// route rule, a permission activity or the callout would decide on them.
+const AMBIGUOUS: [&str; 16] = [
+    "/api/v1/orders/..",
+    "/api/v1/orders/../admin",
+    "/api/v1/orders/..;/admin",
+    "/api/v1/orders/..;/..;/admin",
+    "/api/v1/orders/.;x",
+    "/api/v1/orders/..;jsessionid=1",
+    "/api/v1/orders/%2e%2E",
+    "/api/v1/orders/..%2F..%2Fadmin",
+    "/api/v1/orders/.",
+    "/api/v1/orders/a%5cb",
+    "/api/v1/orders/a%3Bb",
+    "/api/v1/orders/a%00",
+    "/api/v1/orders/%252e%252e",
+    "/api/v1/orders\\..\\admin",
+    "/api/v1/orders/..?x=1",
+    "/api/v1/orders/x\\..",
+];
+
 #[test]
 fn ambiguous_paths_never_pass_route_rules() {
     let p = policy(base_config());
     let key = [("apikey", "partner-api-key")];
-    for path in [
-        "/api/v1/orders/..",
-        "/api/v1/orders/../admin",
-        "/api/v1/orders/%2e%2e",
-        "/api/v1/orders/..%2F..%2Fadmin",
-        "/api/v1/orders/.",
-        "/api/v1/orders/a%5cb",
-    ] {
+    for path in AMBIGUOUS {
         assert_deny(
             &run(&p, "GET", path, &key),
             403,
@@ -1135,13 +1149,123 @@ fn ambiguous_paths_never_pass_route_rules() {
     }
     allowed(&run(&p, "GET", "/api/v1/orders/a.b", &key));
     allowed(&run(&p, "GET", "/api/v1/orders/...", &key));
+    allowed(&run(&p, "GET", "/api/v1/orders/x?next=/../%2e%2e", &key));
     // Unrestricted consumers are not affected.
+    let web = bearer(&hs(good_claims("web-key")));
+    for path in AMBIGUOUS {
+        allowed(&run(&p, "GET", path, &[("authorization", &web)]));
+    }
+}
+
+#[test]
+fn ambiguous_paths_never_pass_permissions() {
+    let mut cfg = with(
+        base_config(),
+        json!({"permissions": {"all": [{"methods": ["*"], "path": ".*"}]},
+               "authz": {"skip_groups": ["staff"]}}),
+    );
+    cfg["consumers"][1]["routes"] = json!([]);
+    let p = policy(cfg);
+    let mut c = good_claims("partner-key");
+    c["permissions"] = json!(["all"]);
+    let t = bearer(&hs(c));
     allowed(&run(
         &p,
         "GET",
-        "/x/../y",
-        &[("authorization", &bearer(&hs(good_claims("web-key"))))],
+        "/api/v1/orders/a.b",
+        &[("authorization", &t)],
     ));
+    for path in AMBIGUOUS {
+        assert_deny(
+            &run(&p, "GET", path, &[("authorization", &t)]),
+            403,
+            "You cannot consume this service",
+            None,
+        );
+    }
+    // A skip group needs no permission: unaffected.
+    let web = bearer(&hs(good_claims("web-key")));
+    for path in AMBIGUOUS {
+        allowed(&run(&p, "GET", path, &[("authorization", &web)]));
+    }
+}
+
+fn callout_config(extra: Value) -> Value {
+    let mut cfg = with(
+        base_config(),
+        json!({"authz": {"upstream": "authz", "path": "/v1/data/authz", "skip_groups": ["staff"]}}),
+    );
+    cfg["consumers"][1]["routes"] = json!([]);
+    with(cfg, extra)
+}
+
+#[track_caller]
+fn callout(o: &Outcome) -> &CalloutNeeded {
+    match o {
+        Outcome::Callout(c) => c,
+        other => panic!("expected a callout, got {other:?}"),
+    }
+}
+
+#[test]
+fn ambiguous_paths_are_never_sent_to_the_authorization_service() {
+    let p = policy(callout_config(json!({})));
+    let t = bearer(&hs(good_claims("partner-key")));
+    callout(&run(
+        &p,
+        "GET",
+        "/api/v1/orders/a.b",
+        &[("authorization", &t)],
+    ));
+    for path in AMBIGUOUS {
+        assert_deny(
+            &run(&p, "GET", path, &[("authorization", &t)]),
+            403,
+            "You cannot consume this service",
+            None,
+        );
+        // Not even a cached decision is consulted.
+        assert_deny(
+            &run_env_at(&p, &AllowAll, "GET", path, &[("authorization", &t)]),
+            403,
+            "You cannot consume this service",
+            None,
+        );
+    }
+    // A skip group makes no callout: unaffected.
+    let web = bearer(&hs(good_claims("web-key")));
+    for path in AMBIGUOUS {
+        allowed(&run(&p, "GET", path, &[("authorization", &web)]));
+    }
+}
+
+/// An env whose decision cache allows everything.
+struct AllowAll;
+
+impl Env for AllowAll {
+    fn keys(&self, _provider: usize) -> RemoteKeys {
+        RemoteKeys::Unavailable
+    }
+    fn decision(&self, _cache_key: &[u8; 32]) -> Option<crate::authz::Decision> {
+        Some(crate::authz::Decision::Allow(Vec::new()))
+    }
+}
+
+fn run_env_at(
+    p: &Policy,
+    env: &dyn Env,
+    method: &str,
+    path: &str,
+    hs_: &[(&str, &str)],
+) -> Outcome {
+    let h = headers(method, path, hs_);
+    evaluate(
+        p,
+        &RequestView::from_headers(&h),
+        NOW,
+        env,
+        &mut Signals::default(),
+    )
 }
 
 #[test]

@@ -16,5 +16,6 @@ mod headers;
 mod jwks;
 mod jwt;
 mod observability;
+mod paths;
 mod secrets;
 mod traps;
