@@ -403,10 +403,7 @@ pub fn evaluate(
         return forbidden(consumer, "route not allowed for consumer");
     }
     let claims = token.as_ref().map(|t| &t.claims);
-    let perms: Vec<String> = claims
-        .and_then(|c| c.get(&policy.permissions_claim))
-        .map(permission_names)
-        .unwrap_or_default();
+    let perms = granted_permissions(policy, consumer, claims);
     if let Some(p) = &policy.permissions {
         if !skip && !p.grants(perms.iter().map(String::as_str), req.method, path_only) {
             return forbidden(consumer, "no permission grants this request");
@@ -430,7 +427,13 @@ pub fn evaluate(
         set.push(("x-anonymous-consumer".to_owned(), "true".to_owned()));
     }
     if let Some(t) = &token {
-        for (claim, header) in &policy.claims_to_headers {
+        // A self-signed consumer's claims say what it likes: none is copied.
+        let copied = if consumer.self_signed {
+            &[][..]
+        } else {
+            &policy.claims_to_headers[..]
+        };
+        for (claim, header) in copied {
             if let Some(v) = t.claims.get(claim).and_then(claim_header_value) {
                 set.push((header.clone(), v));
             }
@@ -501,6 +504,22 @@ fn is_reserved(policy: &Policy, name: &str) -> bool {
 fn needs_path_decision(policy: &Policy, consumer: &Consumer, skip: bool) -> bool {
     consumer.routes.is_restricted()
         || !skip && (policy.permissions.is_some() || policy.authz.is_some())
+}
+
+/// The permissions a request's token grants: its permissions claim, none for a self-signed
+/// consumer (whose claim is whatever it signed).
+fn granted_permissions(
+    policy: &Policy,
+    consumer: &Consumer,
+    claims: Option<&Map<String, Value>>,
+) -> Vec<String> {
+    if consumer.self_signed {
+        return Vec::new();
+    }
+    claims
+        .and_then(|c| c.get(&policy.permissions_claim))
+        .map(permission_names)
+        .unwrap_or_default()
 }
 
 /// The names in a permissions claim: a list of strings (other elements ignored) or one string.

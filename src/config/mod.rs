@@ -65,6 +65,9 @@ pub struct Consumer {
     pub routes: RouteSet,
     /// Tokens with `iat` before this (or without `iat`) are revoked; 0 disables.
     pub issued_before: f64,
+    /// Holds its own signing secret or key (CONTRACT.md section 1): its permissions claim
+    /// grants nothing, its claims are not copied to headers, its callout subject is its `id`.
+    pub self_signed: bool,
 }
 
 impl Consumer {
@@ -615,6 +618,7 @@ fn compile_consumers(
             groups_header,
             routes: RouteSet::new(routes),
             issued_before,
+            self_signed: c.self_signed,
         });
     }
     Ok(Built {

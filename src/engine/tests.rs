@@ -1268,6 +1268,70 @@ fn run_env_at(
     )
 }
 
+fn self_signed_config(extra: Value) -> Value {
+    let mut cfg = with(
+        base_config(),
+        json!({"claims_to_headers": [{"claim": "sub", "header": "x-user-id"},
+                                      {"claim": "permissions", "header": "x-perms"}],
+               "forward_payload_header": "x-payload"}),
+    );
+    cfg["consumers"][1]["routes"] = json!([]);
+    cfg["consumers"][1]["self_signed"] = json!(true);
+    with(cfg, extra)
+}
+
+fn admin_claims(iss: &str) -> Value {
+    let mut c = good_claims(iss);
+    c["sub"] = json!("admin");
+    c["permissions"] = json!(["admin"]);
+    c
+}
+
+#[test]
+fn self_signed_permissions_grant_nothing() {
+    let p = policy(self_signed_config(json!({
+        "permissions": {"admin": [{"methods": ["*"], "path": ".*"}]},
+        "authz": {"skip_groups": ["staff"]}})));
+    let t = bearer(&hs(admin_claims("partner-key")));
+    assert_deny(
+        &run(&p, "GET", "/admin", &[("authorization", &t)]),
+        403,
+        "You cannot consume this service",
+        None,
+    );
+    // The same claim from a consumer that is not self-signed grants.
+    let mut cfg = self_signed_config(json!({
+        "permissions": {"admin": [{"methods": ["*"], "path": ".*"}]}}));
+    cfg["consumers"][1]["self_signed"] = json!(false);
+    allowed(&run(
+        &policy(cfg),
+        "GET",
+        "/admin",
+        &[("authorization", &t)],
+    ));
+}
+
+#[test]
+fn self_signed_claims_are_not_copied_but_the_payload_is_forwarded() {
+    let p = policy(self_signed_config(json!({})));
+    let claims = admin_claims("partner-key");
+    let token = hs(claims);
+    let a = allowed(&run(&p, "GET", "/x", &[("authorization", &bearer(&token))])).clone();
+    assert_eq!(set_header(&a, "x-user-id"), None);
+    assert_eq!(set_header(&a, "x-perms"), None);
+    assert_eq!(set_header(&a, "x-payload"), token.split('.').nth(1));
+    assert_eq!(set_header(&a, "x-consumer-username"), Some("partner"));
+    // Others' claims are copied.
+    let a = allowed(&run(
+        &p,
+        "GET",
+        "/x",
+        &[("authorization", &bearer(&hs(admin_claims("web-key"))))],
+    ))
+    .clone();
+    assert_eq!(set_header(&a, "x-user-id"), Some("admin"));
+}
+
 #[test]
 fn hidden_credentials_in_repeated_headers_are_refused() {
     let p = policy(with(

@@ -18,4 +18,5 @@ mod jwt;
 mod observability;
 mod paths;
 mod secrets;
+mod self_signed;
 mod traps;
