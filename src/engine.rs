@@ -153,7 +153,7 @@ pub struct CalloutNeeded {
     pub allowed: Allowed,
     /// The JSON body of the callout.
     pub body: String,
-    /// The decision cache key (a digest of subject, consumer, permissions, method, path, query).
+    /// The decision cache key: a digest of the configuration and of `body`.
     pub cache_key: [u8; 32],
 }
 
@@ -461,19 +461,23 @@ pub fn evaluate(
     // 6. The authorization callout.
     match &policy.authz {
         Some(cfg) if !skip => {
-            let subject = claims
-                .and_then(|c| c.get("sub"))
-                .and_then(Value::as_str)
-                .unwrap_or(&consumer.id);
-            let cache_key =
-                crate::authz::cache_key(consumer, subject, &perms, req.method, path_only, query);
-            // A cached decision answers without building the callout.
+            let input = crate::authz::CalloutInput {
+                method: req.method,
+                host: req
+                    .header(":authority")
+                    .or_else(|| req.header("host"))
+                    .unwrap_or_default(),
+                path: path_only,
+                query,
+                consumer,
+                permissions: &perms,
+                claims,
+            };
+            let body = crate::authz::body(policy, &input);
+            let cache_key = crate::authz::cache_key(&policy.fingerprint, &body);
             if let Some(d) = env.decision(&cache_key) {
                 return crate::authz::finish(cfg, allowed, &d);
             }
-            let body = crate::authz::body(
-                consumer, subject, &perms, claims, req.method, path_only, query,
-            );
             Outcome::Callout(CalloutNeeded {
                 allowed,
                 body,

@@ -175,6 +175,9 @@ pub struct Policy {
     pub permissions_claim: String,
     pub skip_groups: Vec<String>,
     pub authz: Option<AuthzCallout>,
+    /// SHA-256 of the configuration text: decision-cache keys start with it, so a decision
+    /// never outlives the configuration it was made under.
+    pub fingerprint: [u8; 32],
 }
 
 impl Policy {
@@ -199,7 +202,9 @@ impl Policy {
         })?;
         de.end()
             .map_err(|e| ConfigError::new("", strip_position(&e.to_string())))?;
-        compile(raw)
+        let mut policy = compile(raw)?;
+        policy.fingerprint = bouncer_crypto::sha256(text.as_bytes());
+        Ok(policy)
     }
 
     /// Index of the provider for an issuer, if any.
@@ -981,6 +986,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         permissions_claim,
         skip_groups,
         authz,
+        fingerprint: [0; 32],
     })
 }
 

@@ -1207,6 +1207,13 @@ fn callout(o: &Outcome) -> &CalloutNeeded {
     }
 }
 
+#[track_caller]
+fn callout_input(o: &Outcome) -> Value {
+    let c = callout(o);
+    let doc: Value = serde_json::from_str(&c.body).unwrap();
+    doc["input"].clone()
+}
+
 #[test]
 fn ambiguous_paths_are_never_sent_to_the_authorization_service() {
     let p = policy(callout_config(json!({})));
@@ -1266,6 +1273,98 @@ fn run_env_at(
         env,
         &mut Signals::default(),
     )
+}
+
+#[test]
+fn the_callout_input() {
+    let p = policy(callout_config(json!({"key_names": ["apikey", "x-key"]})));
+    let mut c = good_claims("partner-key");
+    c["sub"] = json!(12345);
+    c["permissions"] = json!(["view"]);
+    let t = hs(c.clone());
+    let path = format!("/api/v1/orders/1?b=%2F&jwt={t}&x-key=&%61pikey=&a=1&%6Awt={t}");
+    let o = run(&p, "GET", &path, &[]);
+    let input = callout_input(&o);
+    assert!(!callout(&o).body.contains(&t));
+    assert_eq!(input["query"], "b=%2F&a=1");
+    assert_eq!(input["host"], "example.com");
+    assert_eq!(input["path"], "/api/v1/orders/1");
+    assert_eq!(input["subject"], "12345");
+    assert_eq!(input["permissions"], json!(["view"]));
+    assert_eq!(
+        input["consumer"],
+        json!({"id": "partner", "username": "partner", "groups": ["partners"], "self_signed": false})
+    );
+    assert_eq!(input["claims"], c);
+    // Only credentials: "".
+    for path in [
+        "/x?apikey=partner-api-key",
+        "/x?x-key=partner-api-key&jwt=",
+        "/x?%61pikey=partner-api-key",
+    ] {
+        let o = run(&p, "GET", path, &[]);
+        assert_eq!(callout_input(&o)["query"], "", "{path}");
+        assert_eq!(callout_input(&o)["subject"], "partner");
+        assert!(!callout(&o).body.contains("partner-api-key"));
+    }
+    // With hide_credentials too.
+    let p = policy(callout_config(json!({"hide_credentials": true})));
+    let o = run(&p, "GET", "/x?a=1&apikey=partner-api-key", &[]);
+    assert_eq!(callout_input(&o)["query"], "a=1");
+}
+
+#[test]
+fn decision_keys_follow_the_exact_body() {
+    let mut cfg = callout_config(json!({}));
+    cfg["consumers"][1]["jwt_secrets"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "partner-key-2", "algorithm": "HS256", "secret": SECRET}));
+    let p = policy(cfg);
+    let key_of = |claims: Value, path: &str, host: &str| {
+        let t = bearer(&hs(claims));
+        let mut h = headers("GET", path, &[("authorization", &t)]);
+        h.retain(|(n, _)| n != ":authority");
+        h.push((":authority".to_owned(), host.to_owned()));
+        let o = evaluate(
+            &p,
+            &RequestView::from_headers(&h),
+            NOW,
+            &NoRemoteKeys,
+            &mut Signals::default(),
+        );
+        let c = callout(&o);
+        assert_eq!(
+            c.cache_key,
+            crate::authz::cache_key(&p.fingerprint, &c.body)
+        );
+        c.cache_key
+    };
+    let base = good_claims("partner-key");
+    let k = key_of(base.clone(), "/a", "example.com");
+    assert_eq!(k, key_of(base.clone(), "/a", "example.com"));
+    // Same sub, another issuer (credential) of the same consumer.
+    assert_ne!(k, key_of(good_claims("partner-key-2"), "/a", "example.com"));
+    // Another scope claim.
+    let mut scoped = base.clone();
+    scoped["scope"] = json!("admin");
+    assert_ne!(k, key_of(scoped, "/a", "example.com"));
+    // Another host, another path.
+    assert_ne!(k, key_of(base.clone(), "/a", "other.example.com"));
+    assert_ne!(k, key_of(base.clone(), "/b", "example.com"));
+    // A credential in the query is not part of the input: same key.
+    let t = hs(base.clone());
+    let o = run(&p, "GET", &format!("/a?jwt={t}"), &[]);
+    assert_eq!(callout(&o).cache_key, k);
+    // Another configuration: another key.
+    let mut cfg2 = callout_config(json!({"realm": "x"}));
+    cfg2["consumers"][1]["jwt_secrets"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "partner-key-2", "algorithm": "HS256", "secret": SECRET}));
+    let p2 = policy(cfg2);
+    let o = run(&p2, "GET", "/a", &[("authorization", &bearer(&t))]);
+    assert_ne!(callout(&o).cache_key, k);
 }
 
 fn self_signed_config(extra: Value) -> Value {
@@ -1330,6 +1429,39 @@ fn self_signed_claims_are_not_copied_but_the_payload_is_forwarded() {
     ))
     .clone();
     assert_eq!(set_header(&a, "x-user-id"), Some("admin"));
+}
+
+#[test]
+fn self_signed_callout_input() {
+    let p = policy(self_signed_config(json!({
+        "authz": {"upstream": "authz", "path": "/v1/data/authz"}})));
+    let claims = admin_claims("partner-key");
+    let o = run(
+        &p,
+        "GET",
+        "/x",
+        &[("authorization", &bearer(&hs(claims.clone())))],
+    );
+    let input = callout_input(&o);
+    assert_eq!(input["subject"], "partner");
+    assert_eq!(input["permissions"], json!([]));
+    assert_eq!(input["claims"], claims);
+    assert_eq!(input["consumer"]["self_signed"], true);
+    // Its API key too.
+    let o = run(&p, "GET", "/x", &[("apikey", "partner-api-key")]);
+    assert_eq!(callout_input(&o)["consumer"]["self_signed"], true);
+    assert_eq!(callout_input(&o)["subject"], "partner");
+    // A consumer that is not self-signed: its sub and its permissions.
+    let o = run(
+        &p,
+        "GET",
+        "/x",
+        &[("authorization", &bearer(&hs(admin_claims("web-key"))))],
+    );
+    let input = callout_input(&o);
+    assert_eq!(input["subject"], "admin");
+    assert_eq!(input["permissions"], json!(["admin"]));
+    assert_eq!(input["consumer"]["self_signed"], false);
 }
 
 #[test]

@@ -4,7 +4,16 @@
 //! subject, no permissions, its claims as they are and `consumer.self_signed: true`.
 
 use crate::support::*;
+use bouncer_harness::{CalloutReply, Profile};
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+fn upstream_name(profile: Profile) -> &'static str {
+    match profile {
+        Profile::Envoy => "authz",
+        Profile::Kong => "127.0.0.1:8181",
+    }
+}
 
 /// The partner signs its own tokens; it is free of route rules here so that only the
 /// permission model and the callout decide.
@@ -71,5 +80,54 @@ fn self_signed_claims_are_not_copied_but_the_payload_is_forwarded() {
         let out = run(&mut f, get("/").header("authorization", &bearer(&web)));
         assert_eq!(upstream(&out, "x-user-id"), Some("admin"));
         assert_eq!(upstream(&out, "x-permissions"), Some("admin"));
+    }
+}
+
+#[test]
+fn the_callout_sees_the_consumer_not_the_claims() {
+    for profile in PROFILES {
+        let cfg = config(json!({"authz": {"upstream": upstream_name(profile),
+            "path": "/v1/data/authz", "skip_groups": []}}));
+        let h = host(profile);
+        let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let s = Arc::clone(&seen);
+        // A service that grants whatever a subject called admin asks.
+        h.set_callout_handler(move |c| {
+            let input = c.json()["input"].clone();
+            let allow = input["subject"] == "admin" || input["permissions"] == json!(["admin"]);
+            s.lock().unwrap().push(input);
+            CalloutReply::json(200, &json!({ "result": allow }).to_string())
+        });
+        let mut f = filter(&h, &cfg);
+        let (partner, claims_sent) = forged_admin("partner-key");
+        assert_message(
+            &run(
+                &mut f,
+                get("/admin").header("authorization", &bearer(&partner)),
+            ),
+            403,
+            "You cannot consume this service",
+        );
+        let input = seen.lock().unwrap().last().unwrap().clone();
+        assert_eq!(input["subject"], "8d1f2c1e-0000-4000-8000-000000000001");
+        assert_eq!(input["permissions"], json!([]));
+        assert_eq!(input["claims"], claims_sent);
+        assert_eq!(input["consumer"]["self_signed"], true);
+        assert_eq!(
+            input["consumer"]["id"],
+            "8d1f2c1e-0000-4000-8000-000000000001"
+        );
+        // Its API key: the same subject.
+        run(&mut f, get("/admin").header("apikey", "partner-api-key"));
+        let input = seen.lock().unwrap().last().unwrap().clone();
+        assert_eq!(input["subject"], "8d1f2c1e-0000-4000-8000-000000000001");
+        assert_eq!(input["consumer"]["self_signed"], true);
+        // The platform's own app: its sub and its permissions, self_signed false.
+        let (web, _) = forged_admin("web-key");
+        assert!(run(&mut f, get("/admin").header("authorization", &bearer(&web))).is_allowed());
+        let input = seen.lock().unwrap().last().unwrap().clone();
+        assert_eq!(input["subject"], "admin");
+        assert_eq!(input["permissions"], json!(["admin"]));
+        assert_eq!(input["consumer"]["self_signed"], false);
     }
 }
