@@ -62,6 +62,71 @@ impl Route {
     }
 }
 
+fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+/// Whether a request path (query string excluded) is ambiguous (CONTRACT.md section 2): an
+/// upstream may resolve it to another resource than the one a rule matched here. That is:
+///
+/// - it contains a percent-encoded `/`, `\`, `.`, `;` or NUL, or a `%25` (double encoding),
+///   hex digits in either case (`%2e`, `%2F`, `%5c`, `%3B`, `%00`, `%25`);
+/// - or, percent-decoded once and split at `/` or `\`, a segment is `.` or `..` once any
+///   `;...` path parameter is cut off (`..`, `..;`, `.;x`, `..;jsessionid=1`: Tomcat, Jetty
+///   and Spring cut the parameter before resolving dot segments).
+///
+/// Such a path is never matched by a route rule or a permission activity and never sent to
+/// the authorization service. A `?` ends the path: callers may pass `:path` as it is.
+pub fn ambiguous_path(path: &str) -> bool {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let raw = path.as_bytes();
+    let encoded = raw.windows(3).any(|w| match w {
+        [b'%', h, l] => matches!(
+            (hex_digit(*h), hex_digit(*l)),
+            (Some(2), Some(0xf | 0xe | 5))
+                | (Some(5), Some(0xc))
+                | (Some(3), Some(0xb))
+                | (Some(0), Some(0))
+        ),
+        _ => false,
+    });
+    if encoded {
+        return true;
+    }
+    // Decoded once. With the escapes above refused, decoding cannot make a separator, a dot
+    // or a `;`; it is done anyway so that the definition holds as written.
+    let decoded = percent_decode_once(raw);
+    decoded
+        .split(|b| *b == b'/' || *b == b'\\')
+        .map(|seg| seg.split(|b| *b == b';').next().unwrap_or(seg))
+        .any(|seg| seg == b"." || seg == b"..")
+}
+
+/// `%XX` escapes decoded once (`+` stays `+`: this is a path); invalid escapes are kept.
+fn percent_decode_once(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !raw.contains(&b'%') {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            if let [h, l, after @ ..] = tail {
+                if let (Some(h), Some(l)) = (hex_digit(*h), hex_digit(*l)) {
+                    out.push(h.wrapping_mul(16).wrapping_add(l));
+                    rest = after;
+                    continue;
+                }
+            }
+        }
+        out.push(b);
+        rest = tail;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The literal text every match of `pattern` must start with (conservative: it may be
 /// shorter than the real prefix, never longer). Top-level alternation gives "".
 pub fn literal_prefix(pattern: &str) -> String {
@@ -125,8 +190,13 @@ impl RouteIndex {
         self.routes.is_empty()
     }
 
-    /// Whether any route matches.
+    /// Whether any route matches. An ambiguous path ([`ambiguous_path`]) matches none.
     pub fn any_match(&self, method: &str, path: &str) -> bool {
+        !ambiguous_path(path) && self.any_match_unchecked(method, path)
+    }
+
+    /// [`Self::any_match`] for a path already known not to be ambiguous.
+    fn any_match_unchecked(&self, method: &str, path: &str) -> bool {
         for (len, map) in &self.by_prefix {
             let Some(head) = path.get(..*len) else {
                 // Longer than the path (or not at a char boundary): no route of this
@@ -168,7 +238,8 @@ impl RouteSet {
         !self.index.is_empty()
     }
 
-    /// Whether a request may pass: unrestricted, or some rule matches.
+    /// Whether a request may pass: unrestricted, or some rule matches (never for an ambiguous
+    /// path).
     pub fn allows(&self, method: &str, path: &str) -> bool {
         self.index.is_empty() || self.index.any_match(method, path)
     }
@@ -190,18 +261,20 @@ impl Permissions {
         }
     }
 
-    /// Whether any of the named permissions has an activity matching the request.
+    /// Whether any of the named permissions has an activity matching the request (none
+    /// matches an ambiguous path).
     pub fn grants<'a>(
         &self,
         names: impl IntoIterator<Item = &'a str>,
         method: &str,
         path: &str,
     ) -> bool {
-        names.into_iter().any(|n| {
-            self.by_name
-                .get(n)
-                .is_some_and(|acts| acts.any_match(method, path))
-        })
+        !ambiguous_path(path)
+            && names.into_iter().any(|n| {
+                self.by_name
+                    .get(n)
+                    .is_some_and(|acts| acts.any_match_unchecked(method, path))
+            })
     }
 }
 
@@ -265,6 +338,136 @@ mod tests {
         assert!(p.grants(["x", "view"], "GET", "/r/1"));
         assert!(!p.grants(["x"], "GET", "/r/1"));
         assert!(!p.grants(["view"], "POST", "/r/1"));
+    }
+
+    /// CONTRACT.md section 2: the ambiguous-path definition, case by case.
+    #[test]
+    fn ambiguous_path_definition() {
+        let ambiguous = [
+            // dot segments, anywhere, trailing too
+            "/..",
+            "/.",
+            "..",
+            ".",
+            "/a/..",
+            "/a/.",
+            "/a/../b",
+            "/a/./b",
+            "/a/b/..",
+            "/a//../b",
+            // a ;parameter cut off before dot segments are resolved (Tomcat, Jetty, Spring)
+            "/a/..;/b",
+            "/a/..;",
+            "/a/.;/b",
+            "/a/.;x",
+            "/a/..;jsessionid=1",
+            "/a/..;jsessionid=1/admin",
+            "/a/.;jsessionid=1",
+            "/a/..;a;b/c",
+            "/api/v1/orders/..;/..;/admin",
+            // backslash separators
+            "/a\\..\\b",
+            "/a\\..",
+            "/a\\.",
+            "\\..\\admin",
+            "/a\\..;x\\b",
+            "/a/..\\b",
+            // percent-encoded dot, slash, backslash, semicolon, NUL, percent; either case
+            "/a/%2e%2e/b",
+            "/a/%2E%2E/b",
+            "/a/%2e%2E",
+            "/a/%2E",
+            "/a/.%2e/b",
+            "/a/%2e./b",
+            "/a/x%2ey",
+            "/a%2fb",
+            "/a%2Fb",
+            "/a/..%2F..%2Fadmin",
+            "/a%5cb",
+            "/a%5Cb",
+            "/a%3bb",
+            "/a%3Bb",
+            "/a/..%3b/b",
+            "/a%00",
+            "/a%00b",
+            "/a%25",
+            "/a%252e%252e/b",
+            "/a%252E",
+            "/a%25%32%65",
+            "%2e%2e",
+            "/%2e",
+            // ambiguity before a `?` still counts
+            "/a/..?x=1",
+            "/a/..;?x=1",
+            "/a%2f?x",
+        ];
+        for p in ambiguous {
+            assert!(ambiguous_path(p), "{p} should be ambiguous");
+        }
+        let plain = [
+            "",
+            "/",
+            "//",
+            "/a",
+            "/a/",
+            "/a.b/c..d/.well-known",
+            "/.well-known/jwks.json",
+            "/a/...",
+            "/a/.../b",
+            "/a/..a",
+            "/a/a..",
+            "/a/.a",
+            "/a/.hidden/b",
+            "/a/b.",
+            "/a;x/b",
+            "/a;../b",
+            "/a;jsessionid=1",
+            "/a/b;.",
+            "/a/x;..;y",
+            "/a\\b",
+            "/a\\.b",
+            "/a\\...\\b",
+            "/a%41b",
+            "/a%20b",
+            "/a%2",
+            "/a%",
+            "/a%%",
+            "/a%zz",
+            "/a%2g",
+            "/a%e2%82%ac",
+            "/a+b",
+            "/caf\u{e9}/x",
+            // the query is no part of the path
+            "/a?x=..",
+            "/a?x=/../",
+            "/a?x=%2e%2e",
+            "/a?next=%2F..%2F&y=%00",
+            "/a?..;",
+            "/a?%25",
+            "/a?",
+        ];
+        for p in plain {
+            assert!(!ambiguous_path(p), "{p} should not be ambiguous");
+        }
+    }
+
+    #[test]
+    fn ambiguous_paths_match_no_rule() {
+        let set = RouteSet::new(vec![rp(&["GET"], "/api/.*"), rp(&["*"], ".*")]);
+        let p = Permissions::new(vec![("all".into(), vec![rp(&["*"], ".*")])]);
+        for path in [
+            "/api/..;/admin",
+            "/api/%2e%2e/admin",
+            "/api/x/.",
+            "/api%2fx",
+        ] {
+            assert!(!set.allows("GET", path), "{path}");
+            assert!(!p.grants(["all"], "GET", path), "{path}");
+        }
+        assert!(set.allows("GET", "/api/a.b/c..d/.well-known"));
+        assert!(p.grants(["all"], "GET", "/api/a.b"));
+        // No rules: no restriction, whatever the path.
+        assert!(RouteSet::default().allows("GET", "/api/..;/admin"));
     }
 
     #[test]

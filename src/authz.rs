@@ -1,82 +1,84 @@
 //! The authorization callout: the OPA-style request body, the decision cache key, and reading
 //! the answer (CONTRACT.md section 4).
 
-use crate::config::{AuthzCallout, Consumer};
+use crate::config::{AuthzCallout, Consumer, Policy};
+use crate::credentials;
 use crate::engine::{Allowed, Denial, Outcome};
 use bouncer_crypto::sha256;
 use serde_json::{json, Map, Value};
 
-/// The callout body and the decision cache key for a request.
-pub fn request(
-    consumer: &Consumer,
-    subject: &str,
-    permissions: &[String],
-    claims: Option<&Map<String, Value>>,
-    method: &str,
-    path: &str,
-    query: &str,
-) -> (String, [u8; 32]) {
-    (
-        body(consumer, subject, permissions, claims, method, path, query),
-        cache_key(consumer, subject, permissions, method, path, query),
-    )
+/// What the callout says about one request (CONTRACT.md section 4).
+#[derive(Debug, Clone, Copy)]
+pub struct CalloutInput<'a> {
+    pub method: &'a str,
+    /// The request's `:authority`.
+    pub host: &'a str,
+    /// The path, query string excluded.
+    pub path: &'a str,
+    /// The query string as received (without `?`); credentials are cut by [`body`].
+    pub query: &'a str,
+    pub consumer: &'a Consumer,
+    /// The permissions the token grants (`[]` for a self-signed consumer).
+    pub permissions: &'a [String],
+    pub claims: Option<&'a Map<String, Value>>,
 }
 
-/// The callout body (OPA-style `{"input": ...}`).
-pub fn body(
-    consumer: &Consumer,
-    subject: &str,
-    permissions: &[String],
-    claims: Option<&Map<String, Value>>,
-    method: &str,
-    path: &str,
-    query: &str,
-) -> String {
+/// The callout's `subject`: the `sub` claim (a number as its JSON text), else the consumer's
+/// `id`. A self-signed consumer's token names whatever it likes: its subject is its `id`.
+pub fn subject(consumer: &Consumer, claims: Option<&Map<String, Value>>) -> String {
+    if consumer.self_signed {
+        return consumer.id.clone();
+    }
+    match claims.and_then(|c| c.get("sub")) {
+        Some(Value::String(s)) => s.clone(),
+        Some(n @ Value::Number(_)) => n.to_string(),
+        _ => consumer.id.clone(),
+    }
+}
+
+/// The query string for the callout: every `uri_param_names` and `key_names` parameter cut
+/// (names compared percent-decoded, as credentials are found), the other parameters in their
+/// order and encoding, joined by `&`; `""` when none is left.
+pub fn callout_query(policy: &Policy, query: &str) -> String {
+    credentials::query_params(query)
+        .filter(|(name, _, _)| {
+            !policy.uri_param_names.contains(name) && !policy.key_names.contains(name)
+        })
+        .map(|(_, _, raw)| raw)
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The callout body (OPA-style `{"input": ...}`), exactly the bytes the service is sent.
+pub fn body(policy: &Policy, input: &CalloutInput<'_>) -> String {
+    let c = input.consumer;
     json!({
         "input": {
-            "method": method,
-            "path": path,
-            "query": query,
+            "method": input.method,
+            "host": input.host,
+            "path": input.path,
+            "query": callout_query(policy, input.query),
             "consumer": {
-                "id": consumer.id,
-                "username": consumer.username,
-                "groups": consumer.groups,
+                "id": c.id,
+                "username": c.username,
+                "groups": c.groups,
+                "self_signed": c.self_signed,
             },
-            "subject": subject,
-            "permissions": permissions,
-            "claims": claims.cloned().map(Value::Object).unwrap_or_else(|| json!({})),
+            "subject": subject(c, input.claims),
+            "permissions": input.permissions,
+            "claims": input.claims.cloned().map(Value::Object).unwrap_or_else(|| json!({})),
         }
     })
     .to_string()
 }
 
-/// The decision cache key: a digest of (subject, consumer, permissions, method, path, query).
-pub fn cache_key(
-    consumer: &Consumer,
-    subject: &str,
-    permissions: &[String],
-    method: &str,
-    path: &str,
-    query: &str,
-) -> [u8; 32] {
-    let mut sorted: Vec<&str> = permissions.iter().map(String::as_str).collect();
-    sorted.sort_unstable();
-    sorted.dedup();
-    // Length-prefixed fields, so no two different tuples encode the same way.
-    let mut material = Vec::with_capacity(256);
-    let mut field = |s: &str| {
-        material.extend_from_slice(&(s.len() as u64).to_le_bytes());
-        material.extend_from_slice(s.as_bytes());
-    };
-    field(subject);
-    field(&consumer.id);
-    field(&sorted.len().to_string());
-    for p in &sorted {
-        field(p);
-    }
-    field(method);
-    field(path);
-    field(query);
+/// The decision cache key: a digest of the configuration (its fingerprint) and of the exact
+/// body the service would be sent, so two requests share a decision only if the service
+/// would see the same input.
+pub fn cache_key(fingerprint: &[u8; 32], body: &str) -> [u8; 32] {
+    let mut material = Vec::with_capacity(body.len().saturating_add(32));
+    material.extend_from_slice(fingerprint);
+    material.extend_from_slice(body.as_bytes());
     sha256(&material)
 }
 
@@ -159,6 +161,121 @@ pub fn finish(cfg: &AuthzCallout, mut allowed: Allowed, decision: &Decision) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn policy(cfg: Value) -> Policy {
+        Policy::from_json(&cfg.to_string()).unwrap()
+    }
+
+    #[test]
+    fn the_query_never_carries_a_credential() {
+        let p = policy(json!({}));
+        for (q, want) in [
+            ("", ""),
+            ("a=1", "a=1"),
+            ("apikey=k", ""),
+            ("jwt=t", ""),
+            ("a=1&apikey=k&b=2", "a=1&b=2"),
+            ("a=1&jwt=t&b=%2F&jwt=u", "a=1&b=%2F"),
+            // names compared percent-decoded, as credentials are found
+            ("%61pikey=k&x=1", "x=1"),
+            ("%6A%77%74=t&x=1", "x=1"),
+            ("api%6Bey=k", ""),
+            // a name without a value, or an empty value, is cut too
+            ("apikey&x", "x"),
+            ("apikey=&jwt=", ""),
+            // the others keep their order and their encoding
+            ("z=%7E&a=b+c&m=%41", "z=%7E&a=b+c&m=%41"),
+            (
+                "x=apikey&apikeys=1&japikey=2",
+                "x=apikey&apikeys=1&japikey=2",
+            ),
+            ("a=1&&b=2", "a=1&b=2"),
+        ] {
+            assert_eq!(callout_query(&p, q), want, "{q}");
+        }
+        let p = policy(json!({"uri_param_names": ["token", "t"], "key_names": ["x-api-key"]}));
+        assert_eq!(
+            callout_query(&p, "token=a&jwt=b&x-api-key=c&apikey=d&t=e&tt=f"),
+            "jwt=b&apikey=d&tt=f"
+        );
+        let p = policy(json!({"uri_param_names": [], "key_names": []}));
+        assert_eq!(callout_query(&p, "jwt=a&apikey=b"), "jwt=a&apikey=b");
+    }
+
+    #[test]
+    fn subjects() {
+        let p = policy(json!({"consumers": [
+            {"username": "web", "id": "id-web"},
+            {"username": "partner", "id": "id-partner", "self_signed": true}]}));
+        let (web, partner) = (&p.consumers[0], &p.consumers[1]);
+        let claims = |v: Value| -> Map<String, Value> { serde_json::from_value(v).unwrap() };
+        let cases = [
+            (json!({"sub": "user-17"}), "user-17"),
+            (json!({"sub": 42}), "42"),
+            (json!({"sub": 4.5}), "4.5"),
+            (json!({"sub": -1}), "-1"),
+            (json!({"sub": ""}), ""),
+            (json!({"sub": null}), "id-web"),
+            (json!({"sub": true}), "id-web"),
+            (json!({"sub": ["a"]}), "id-web"),
+            (json!({}), "id-web"),
+        ];
+        for (c, want) in &cases {
+            assert_eq!(subject(web, Some(&claims(c.clone()))), *want, "{c}");
+            // A self-signed consumer is its id, whatever its token says.
+            assert_eq!(subject(partner, Some(&claims(c.clone()))), "id-partner");
+        }
+        assert_eq!(subject(web, None), "id-web");
+    }
+
+    #[test]
+    fn the_body_and_its_key() {
+        let p = policy(json!({"consumers": [
+            {"username": "web", "id": "id-web", "groups": ["g"]},
+            {"username": "partner", "self_signed": true}]}));
+        let claims: Map<String, Value> =
+            serde_json::from_value(json!({"sub": 7, "scope": "read"})).unwrap();
+        let perms = vec!["view".to_owned()];
+        let input = CalloutInput {
+            method: "GET",
+            host: "api.example.com",
+            path: "/a/b",
+            query: "x=1&apikey=secret",
+            consumer: &p.consumers[0],
+            permissions: &perms,
+            claims: Some(&claims),
+        };
+        let b = body(&p, &input);
+        assert!(!b.contains("secret"), "{b}");
+        let doc: Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(
+            doc,
+            json!({"input": {"method": "GET", "host": "api.example.com", "path": "/a/b",
+                "query": "x=1",
+                "consumer": {"id": "id-web", "username": "web", "groups": ["g"], "self_signed": false},
+                "subject": "7", "permissions": ["view"], "claims": {"sub": 7, "scope": "read"}}})
+        );
+        let partner = CalloutInput {
+            consumer: &p.consumers[1],
+            ..input
+        };
+        let doc: Value = serde_json::from_str(&body(&p, &partner)).unwrap();
+        assert_eq!(doc["input"]["consumer"]["self_signed"], true);
+        assert_eq!(doc["input"]["subject"], "partner");
+
+        // The key is the digest of the fingerprint and the exact body.
+        let fp = p.fingerprint;
+        assert_ne!(fp, [0; 32]);
+        let mut material = fp.to_vec();
+        material.extend_from_slice(b.as_bytes());
+        assert_eq!(cache_key(&fp, &b), sha256(&material));
+        assert_ne!(cache_key(&fp, &b), cache_key(&[1; 32], &b));
+        assert_ne!(cache_key(&fp, &b), cache_key(&fp, &format!("{b} ")));
+        let other = policy(json!({"consumers": [
+            {"username": "web", "id": "id-web", "groups": ["g"]},
+            {"username": "partner", "self_signed": true}], "realm": "x"}));
+        assert_ne!(other.fingerprint, fp);
+    }
 
     #[test]
     fn decisions() {

@@ -153,7 +153,7 @@ pub struct CalloutNeeded {
     pub allowed: Allowed,
     /// The JSON body of the callout.
     pub body: String,
-    /// The decision cache key (a digest of subject, consumer, permissions, method, path, query).
+    /// The decision cache key: a digest of the configuration and of `body`.
     pub cache_key: [u8; 32],
 }
 
@@ -390,25 +390,22 @@ pub fn evaluate(
         }
         _ => {}
     }
-    // A path with dot-segments or encoded separators could match a rule here and mean another
-    // resource upstream: consumers kept to routes or permissions never get one through.
-    let ambiguous = ambiguous_path(path_only);
-    if consumer.routes.is_restricted() && ambiguous {
-        return forbidden(consumer, "ambiguous path for a route-restricted consumer");
+    let skip = consumer.in_any(&policy.skip_groups);
+    // A path an upstream may resolve to another resource than the one matched here is never
+    // matched by a rule nor sent to the authorization service: refused where one is due.
+    if needs_path_decision(policy, consumer, skip) && crate::access::ambiguous_path(path_only) {
+        return forbidden(
+            consumer,
+            "ambiguous path where a path-based decision is due",
+        );
     }
     if !consumer.routes.allows(req.method, path_only) {
         return forbidden(consumer, "route not allowed for consumer");
     }
     let claims = token.as_ref().map(|t| &t.claims);
-    let skip = consumer.in_any(&policy.skip_groups);
-    let perms: Vec<String> = claims
-        .and_then(|c| c.get(&policy.permissions_claim))
-        .map(permission_names)
-        .unwrap_or_default();
+    let perms = granted_permissions(policy, consumer, claims);
     if let Some(p) = &policy.permissions {
-        if !skip
-            && (ambiguous || !p.grants(perms.iter().map(String::as_str), req.method, path_only))
-        {
+        if !skip && !p.grants(perms.iter().map(String::as_str), req.method, path_only) {
             return forbidden(consumer, "no permission grants this request");
         }
     }
@@ -430,7 +427,13 @@ pub fn evaluate(
         set.push(("x-anonymous-consumer".to_owned(), "true".to_owned()));
     }
     if let Some(t) = &token {
-        for (claim, header) in &policy.claims_to_headers {
+        // A self-signed consumer's claims say what it likes: none is copied.
+        let copied = if consumer.self_signed {
+            &[][..]
+        } else {
+            &policy.claims_to_headers[..]
+        };
+        for (claim, header) in copied {
             if let Some(v) = t.claims.get(claim).and_then(claim_header_value) {
                 set.push((header.clone(), v));
             }
@@ -458,19 +461,23 @@ pub fn evaluate(
     // 6. The authorization callout.
     match &policy.authz {
         Some(cfg) if !skip => {
-            let subject = claims
-                .and_then(|c| c.get("sub"))
-                .and_then(Value::as_str)
-                .unwrap_or(&consumer.id);
-            let cache_key =
-                crate::authz::cache_key(consumer, subject, &perms, req.method, path_only, query);
-            // A cached decision answers without building the callout.
+            let input = crate::authz::CalloutInput {
+                method: req.method,
+                host: req
+                    .header(":authority")
+                    .or_else(|| req.header("host"))
+                    .unwrap_or_default(),
+                path: path_only,
+                query,
+                consumer,
+                permissions: &perms,
+                claims,
+            };
+            let body = crate::authz::body(policy, &input);
+            let cache_key = crate::authz::cache_key(&policy.fingerprint, &body);
             if let Some(d) = env.decision(&cache_key) {
                 return crate::authz::finish(cfg, allowed, &d);
             }
-            let body = crate::authz::body(
-                consumer, subject, &perms, claims, req.method, path_only, query,
-            );
             Outcome::Callout(CalloutNeeded {
                 allowed,
                 body,
@@ -496,15 +503,27 @@ fn is_reserved(policy: &Policy, name: &str) -> bool {
         .any(|r| r.len() == name.len() && r == name)
 }
 
-/// Whether a path has dot-segments (`/./`, `/../`, a trailing `/.` or `/..`) or an encoded
-/// `.`, `/` or `\\` that an upstream may decode into another path than the one matched here.
-pub fn ambiguous_path(path: &str) -> bool {
-    let encoded = path.as_bytes().windows(3).any(|w| match w {
-        [b'%', b'2', c] => matches!(c.to_ascii_lowercase(), b'e' | b'f'),
-        [b'%', b'5', c] => c.eq_ignore_ascii_case(&b'c'),
-        _ => false,
-    });
-    encoded || path.contains('\\') || path.split('/').any(|seg| seg == "." || seg == "..")
+/// Whether the request needs a path-based decision: the consumer's route rules, local
+/// permissions or the callout (the latter two not for `skip_groups`).
+fn needs_path_decision(policy: &Policy, consumer: &Consumer, skip: bool) -> bool {
+    consumer.routes.is_restricted()
+        || !skip && (policy.permissions.is_some() || policy.authz.is_some())
+}
+
+/// The permissions a request's token grants: its permissions claim, none for a self-signed
+/// consumer (whose claim is whatever it signed).
+fn granted_permissions(
+    policy: &Policy,
+    consumer: &Consumer,
+    claims: Option<&Map<String, Value>>,
+) -> Vec<String> {
+    if consumer.self_signed {
+        return Vec::new();
+    }
+    claims
+        .and_then(|c| c.get(&policy.permissions_claim))
+        .map(permission_names)
+        .unwrap_or_default()
 }
 
 /// The names in a permissions claim: a list of strings (other elements ignored) or one string.

@@ -672,7 +672,7 @@ fn full_config() -> Value {
                               "secret_is_base64": false}],
              "keyauth_credentials": [{"id": "web-key", "key_sha256": "0f".repeat(32)}],
              "routes": [route_example()],
-             "issued_before": 1700000000.5},
+             "issued_before": 1700000000.5, "self_signed": false},
             {"username": "guest"},
             {"username": "staff"}
         ],
@@ -779,6 +779,14 @@ fn invalid_configs() -> Vec<(&'static str, Value)> {
         (
             "negative issued_before",
             json!({"consumers": [{"username": "a", "issued_before": -1}]}),
+        ),
+        (
+            "self_signed not a boolean",
+            json!({"consumers": [{"username": "a", "self_signed": "true"}]}),
+        ),
+        (
+            "self_signed null",
+            json!({"consumers": [{"username": "a", "self_signed": null}]}),
         ),
         (
             "negative revocation time",

@@ -743,6 +743,17 @@ fn check_outcome(p: &Policy, req: &Req, mode: StoreMode, o: &Outcome) -> Result<
         Outcome::Allow(a) => {
             check_allowed(p, req, a, &presented)?;
             prop_assert_eq!(a.consumer.is_none(), preflight, "{:?}", a);
+            // CONTRACT.md section 2: an ambiguous path never passes a route rule.
+            let (path, _) = credentials::split_path(view.path);
+            let restricted = p
+                .consumers
+                .iter()
+                .any(|c| Some(&c.username) == a.consumer.as_ref() && c.routes.is_restricted());
+            prop_assert!(
+                !(restricted && bouncer::access::ambiguous_path(path)),
+                "ambiguous path through route rules: {:?}",
+                path
+            );
         }
         Outcome::Callout(c) => {
             prop_assert!(!preflight);
@@ -754,7 +765,33 @@ fn check_outcome(p: &Policy, req: &Req, mode: StoreMode, o: &Outcome) -> Result<
             let (path, query) = credentials::split_path(view.path);
             prop_assert_eq!(&body["input"]["method"], &json!(view.method));
             prop_assert_eq!(&body["input"]["path"], &json!(path));
-            prop_assert_eq!(&body["input"]["query"], &json!(query));
+            // CONTRACT.md section 4: never a credential in the query, never an ambiguous path,
+            // the key is the digest of the configuration and the exact body.
+            let sent = body["input"]["query"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            for (name, _, raw) in credentials::query_params(&sent) {
+                prop_assert!(
+                    !p.uri_param_names.contains(&name) && !p.key_names.contains(&name),
+                    "credential parameter {:?} in the callout query {:?}",
+                    raw,
+                    sent
+                );
+                prop_assert!(query.split('&').any(|q| q == raw));
+            }
+            let header = |n: &str| req.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v);
+            let host = header(":authority").or_else(|| header("host"));
+            prop_assert_eq!(
+                &body["input"]["host"],
+                &json!(host.map_or("", |h| h.as_str()))
+            );
+            prop_assert!(
+                !bouncer::access::ambiguous_path(path),
+                "callout for an ambiguous path: {:?}",
+                path
+            );
+            prop_assert_eq!(c.cache_key, authz::cache_key(&p.fingerprint, &c.body));
         }
         Outcome::WaitForKeys(i) => {
             prop_assert!(!preflight);
@@ -1395,7 +1432,9 @@ fn build(spec: ReqSpec) -> Req {
 fn path_base() -> BoxedStrategy<String> {
     prop_oneof![
         4 => pick(&["/", "/api/v1/orders", "/api/v1/orders/42", "/api/v1/orders/42/items",
-                    "/partners/x", "/api/v1/roles/1", "", "*", "/a?b"]),
+                    "/partners/x", "/api/v1/roles/1", "", "*", "/a?b",
+                    "/api/v1/orders/..;", "/api/v1/orders/%2e%2E", "/partners/..;/admin",
+                    "/partners/.;x/y", "/api/x%2fy", "/api/v1/roles/1\\..", "/a?b=..;"]),
         2 => "/[ -~]{0,40}",
         1 => lossy(40),
     ]

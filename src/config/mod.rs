@@ -65,6 +65,9 @@ pub struct Consumer {
     pub routes: RouteSet,
     /// Tokens with `iat` before this (or without `iat`) are revoked; 0 disables.
     pub issued_before: f64,
+    /// Holds its own signing secret or key (CONTRACT.md section 1): its permissions claim
+    /// grants nothing, its claims are not copied to headers, its callout subject is its `id`.
+    pub self_signed: bool,
 }
 
 impl Consumer {
@@ -172,6 +175,9 @@ pub struct Policy {
     pub permissions_claim: String,
     pub skip_groups: Vec<String>,
     pub authz: Option<AuthzCallout>,
+    /// SHA-256 of the configuration text: decision-cache keys start with it, so a decision
+    /// never outlives the configuration it was made under.
+    pub fingerprint: [u8; 32],
 }
 
 impl Policy {
@@ -196,7 +202,9 @@ impl Policy {
         })?;
         de.end()
             .map_err(|e| ConfigError::new("", strip_position(&e.to_string())))?;
-        compile(raw)
+        let mut policy = compile(raw)?;
+        policy.fingerprint = bouncer_crypto::sha256(text.as_bytes());
+        Ok(policy)
     }
 
     /// Index of the provider for an issuer, if any.
@@ -615,6 +623,7 @@ fn compile_consumers(
             groups_header,
             routes: RouteSet::new(routes),
             issued_before,
+            self_signed: c.self_signed,
         });
     }
     Ok(Built {
@@ -977,6 +986,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         permissions_claim,
         skip_groups,
         authz,
+        fingerprint: [0; 32],
     })
 }
 

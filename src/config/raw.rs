@@ -139,6 +139,10 @@ pub struct RawConsumer {
     pub routes: Vec<RawRoute>,
     #[serde(default)]
     pub issued_before: f64,
+    /// The consumer holds its own signing secret or key: its tokens prove who it is, nothing
+    /// more (no permissions, no claims copied to headers, its `id` as the callout subject).
+    #[serde(default)]
+    pub self_signed: bool,
 }
 
 /// A JWT credential of a consumer (Kong's `jwt_secrets` entity).

@@ -394,3 +394,23 @@ fn type_errors_do_not_echo_values() {
         assert!(e.contains("invalid type"), "{e}");
     }
 }
+
+#[test]
+fn self_signed_consumers() {
+    let p = Policy::from_json(
+        &json!({"consumers": [{"username": "a"}, {"username": "b", "self_signed": true},
+                              {"username": "c", "self_signed": false}]})
+        .to_string(),
+    )
+    .unwrap();
+    let flags: Vec<bool> = p.consumers.iter().map(|c| c.self_signed).collect();
+    assert_eq!(flags, vec![false, true, false]);
+    assert_err(
+        json!({"consumers": [{"username": "a", "self_signed": "yes"}]}),
+        "consumers[0].self_signed: invalid type",
+    );
+    assert_err(
+        json!({"consumers": [{"username": "a", "self_signed": null}]}),
+        "consumers[0].self_signed: invalid type",
+    );
+}

@@ -1114,18 +1114,32 @@ fn a_cache_entry_for_a_removed_jwks_key_is_not_trusted() {
     );
 }
 
+/// Paths that an upstream may resolve elsewhere (CONTRACT.md section 2): refused wherever a
+/// route rule, a permission activity or the callout would decide on them.
+const AMBIGUOUS: [&str; 16] = [
+    "/api/v1/orders/..",
+    "/api/v1/orders/../admin",
+    "/api/v1/orders/..;/admin",
+    "/api/v1/orders/..;/..;/admin",
+    "/api/v1/orders/.;x",
+    "/api/v1/orders/..;jsessionid=1",
+    "/api/v1/orders/%2e%2E",
+    "/api/v1/orders/..%2F..%2Fadmin",
+    "/api/v1/orders/.",
+    "/api/v1/orders/a%5cb",
+    "/api/v1/orders/a%3Bb",
+    "/api/v1/orders/a%00",
+    "/api/v1/orders/%252e%252e",
+    "/api/v1/orders\\..\\admin",
+    "/api/v1/orders/..?x=1",
+    "/api/v1/orders/x\\..",
+];
+
 #[test]
 fn ambiguous_paths_never_pass_route_rules() {
     let p = policy(base_config());
     let key = [("apikey", "partner-api-key")];
-    for path in [
-        "/api/v1/orders/..",
-        "/api/v1/orders/../admin",
-        "/api/v1/orders/%2e%2e",
-        "/api/v1/orders/..%2F..%2Fadmin",
-        "/api/v1/orders/.",
-        "/api/v1/orders/a%5cb",
-    ] {
+    for path in AMBIGUOUS {
         assert_deny(
             &run(&p, "GET", path, &key),
             403,
@@ -1135,13 +1149,319 @@ fn ambiguous_paths_never_pass_route_rules() {
     }
     allowed(&run(&p, "GET", "/api/v1/orders/a.b", &key));
     allowed(&run(&p, "GET", "/api/v1/orders/...", &key));
+    allowed(&run(&p, "GET", "/api/v1/orders/x?next=/../%2e%2e", &key));
     // Unrestricted consumers are not affected.
+    let web = bearer(&hs(good_claims("web-key")));
+    for path in AMBIGUOUS {
+        allowed(&run(&p, "GET", path, &[("authorization", &web)]));
+    }
+}
+
+#[test]
+fn ambiguous_paths_never_pass_permissions() {
+    let mut cfg = with(
+        base_config(),
+        json!({"permissions": {"all": [{"methods": ["*"], "path": ".*"}]},
+               "authz": {"skip_groups": ["staff"]}}),
+    );
+    cfg["consumers"][1]["routes"] = json!([]);
+    let p = policy(cfg);
+    let mut c = good_claims("partner-key");
+    c["permissions"] = json!(["all"]);
+    let t = bearer(&hs(c));
     allowed(&run(
         &p,
         "GET",
-        "/x/../y",
-        &[("authorization", &bearer(&hs(good_claims("web-key"))))],
+        "/api/v1/orders/a.b",
+        &[("authorization", &t)],
     ));
+    for path in AMBIGUOUS {
+        assert_deny(
+            &run(&p, "GET", path, &[("authorization", &t)]),
+            403,
+            "You cannot consume this service",
+            None,
+        );
+    }
+    // A skip group needs no permission: unaffected.
+    let web = bearer(&hs(good_claims("web-key")));
+    for path in AMBIGUOUS {
+        allowed(&run(&p, "GET", path, &[("authorization", &web)]));
+    }
+}
+
+fn callout_config(extra: Value) -> Value {
+    let mut cfg = with(
+        base_config(),
+        json!({"authz": {"upstream": "authz", "path": "/v1/data/authz", "skip_groups": ["staff"]}}),
+    );
+    cfg["consumers"][1]["routes"] = json!([]);
+    with(cfg, extra)
+}
+
+#[track_caller]
+fn callout(o: &Outcome) -> &CalloutNeeded {
+    match o {
+        Outcome::Callout(c) => c,
+        other => panic!("expected a callout, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn callout_input(o: &Outcome) -> Value {
+    let c = callout(o);
+    let doc: Value = serde_json::from_str(&c.body).unwrap();
+    doc["input"].clone()
+}
+
+#[test]
+fn ambiguous_paths_are_never_sent_to_the_authorization_service() {
+    let p = policy(callout_config(json!({})));
+    let t = bearer(&hs(good_claims("partner-key")));
+    callout(&run(
+        &p,
+        "GET",
+        "/api/v1/orders/a.b",
+        &[("authorization", &t)],
+    ));
+    for path in AMBIGUOUS {
+        assert_deny(
+            &run(&p, "GET", path, &[("authorization", &t)]),
+            403,
+            "You cannot consume this service",
+            None,
+        );
+        // Not even a cached decision is consulted.
+        assert_deny(
+            &run_env_at(&p, &AllowAll, "GET", path, &[("authorization", &t)]),
+            403,
+            "You cannot consume this service",
+            None,
+        );
+    }
+    // A skip group makes no callout: unaffected.
+    let web = bearer(&hs(good_claims("web-key")));
+    for path in AMBIGUOUS {
+        allowed(&run(&p, "GET", path, &[("authorization", &web)]));
+    }
+}
+
+/// An env whose decision cache allows everything.
+struct AllowAll;
+
+impl Env for AllowAll {
+    fn keys(&self, _provider: usize) -> RemoteKeys {
+        RemoteKeys::Unavailable
+    }
+    fn decision(&self, _cache_key: &[u8; 32]) -> Option<crate::authz::Decision> {
+        Some(crate::authz::Decision::Allow(Vec::new()))
+    }
+}
+
+fn run_env_at(
+    p: &Policy,
+    env: &dyn Env,
+    method: &str,
+    path: &str,
+    hs_: &[(&str, &str)],
+) -> Outcome {
+    let h = headers(method, path, hs_);
+    evaluate(
+        p,
+        &RequestView::from_headers(&h),
+        NOW,
+        env,
+        &mut Signals::default(),
+    )
+}
+
+#[test]
+fn the_callout_input() {
+    let p = policy(callout_config(json!({"key_names": ["apikey", "x-key"]})));
+    let mut c = good_claims("partner-key");
+    c["sub"] = json!(12345);
+    c["permissions"] = json!(["view"]);
+    let t = hs(c.clone());
+    let path = format!("/api/v1/orders/1?b=%2F&jwt={t}&x-key=&%61pikey=&a=1&%6Awt={t}");
+    let o = run(&p, "GET", &path, &[]);
+    let input = callout_input(&o);
+    assert!(!callout(&o).body.contains(&t));
+    assert_eq!(input["query"], "b=%2F&a=1");
+    assert_eq!(input["host"], "example.com");
+    assert_eq!(input["path"], "/api/v1/orders/1");
+    assert_eq!(input["subject"], "12345");
+    assert_eq!(input["permissions"], json!(["view"]));
+    assert_eq!(
+        input["consumer"],
+        json!({"id": "partner", "username": "partner", "groups": ["partners"], "self_signed": false})
+    );
+    assert_eq!(input["claims"], c);
+    // Only credentials: "".
+    for path in [
+        "/x?apikey=partner-api-key",
+        "/x?x-key=partner-api-key&jwt=",
+        "/x?%61pikey=partner-api-key",
+    ] {
+        let o = run(&p, "GET", path, &[]);
+        assert_eq!(callout_input(&o)["query"], "", "{path}");
+        assert_eq!(callout_input(&o)["subject"], "partner");
+        assert!(!callout(&o).body.contains("partner-api-key"));
+    }
+    // With hide_credentials too.
+    let p = policy(callout_config(json!({"hide_credentials": true})));
+    let o = run(&p, "GET", "/x?a=1&apikey=partner-api-key", &[]);
+    assert_eq!(callout_input(&o)["query"], "a=1");
+}
+
+#[test]
+fn decision_keys_follow_the_exact_body() {
+    let mut cfg = callout_config(json!({}));
+    cfg["consumers"][1]["jwt_secrets"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "partner-key-2", "algorithm": "HS256", "secret": SECRET}));
+    let p = policy(cfg);
+    let key_of = |claims: Value, path: &str, host: &str| {
+        let t = bearer(&hs(claims));
+        let mut h = headers("GET", path, &[("authorization", &t)]);
+        h.retain(|(n, _)| n != ":authority");
+        h.push((":authority".to_owned(), host.to_owned()));
+        let o = evaluate(
+            &p,
+            &RequestView::from_headers(&h),
+            NOW,
+            &NoRemoteKeys,
+            &mut Signals::default(),
+        );
+        let c = callout(&o);
+        assert_eq!(
+            c.cache_key,
+            crate::authz::cache_key(&p.fingerprint, &c.body)
+        );
+        c.cache_key
+    };
+    let base = good_claims("partner-key");
+    let k = key_of(base.clone(), "/a", "example.com");
+    assert_eq!(k, key_of(base.clone(), "/a", "example.com"));
+    // Same sub, another issuer (credential) of the same consumer.
+    assert_ne!(k, key_of(good_claims("partner-key-2"), "/a", "example.com"));
+    // Another scope claim.
+    let mut scoped = base.clone();
+    scoped["scope"] = json!("admin");
+    assert_ne!(k, key_of(scoped, "/a", "example.com"));
+    // Another host, another path.
+    assert_ne!(k, key_of(base.clone(), "/a", "other.example.com"));
+    assert_ne!(k, key_of(base.clone(), "/b", "example.com"));
+    // A credential in the query is not part of the input: same key.
+    let t = hs(base.clone());
+    let o = run(&p, "GET", &format!("/a?jwt={t}"), &[]);
+    assert_eq!(callout(&o).cache_key, k);
+    // Another configuration: another key.
+    let mut cfg2 = callout_config(json!({"realm": "x"}));
+    cfg2["consumers"][1]["jwt_secrets"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "partner-key-2", "algorithm": "HS256", "secret": SECRET}));
+    let p2 = policy(cfg2);
+    let o = run(&p2, "GET", "/a", &[("authorization", &bearer(&t))]);
+    assert_ne!(callout(&o).cache_key, k);
+}
+
+fn self_signed_config(extra: Value) -> Value {
+    let mut cfg = with(
+        base_config(),
+        json!({"claims_to_headers": [{"claim": "sub", "header": "x-user-id"},
+                                      {"claim": "permissions", "header": "x-perms"}],
+               "forward_payload_header": "x-payload"}),
+    );
+    cfg["consumers"][1]["routes"] = json!([]);
+    cfg["consumers"][1]["self_signed"] = json!(true);
+    with(cfg, extra)
+}
+
+fn admin_claims(iss: &str) -> Value {
+    let mut c = good_claims(iss);
+    c["sub"] = json!("admin");
+    c["permissions"] = json!(["admin"]);
+    c
+}
+
+#[test]
+fn self_signed_permissions_grant_nothing() {
+    let p = policy(self_signed_config(json!({
+        "permissions": {"admin": [{"methods": ["*"], "path": ".*"}]},
+        "authz": {"skip_groups": ["staff"]}})));
+    let t = bearer(&hs(admin_claims("partner-key")));
+    assert_deny(
+        &run(&p, "GET", "/admin", &[("authorization", &t)]),
+        403,
+        "You cannot consume this service",
+        None,
+    );
+    // The same claim from a consumer that is not self-signed grants.
+    let mut cfg = self_signed_config(json!({
+        "permissions": {"admin": [{"methods": ["*"], "path": ".*"}]}}));
+    cfg["consumers"][1]["self_signed"] = json!(false);
+    allowed(&run(
+        &policy(cfg),
+        "GET",
+        "/admin",
+        &[("authorization", &t)],
+    ));
+}
+
+#[test]
+fn self_signed_claims_are_not_copied_but_the_payload_is_forwarded() {
+    let p = policy(self_signed_config(json!({})));
+    let claims = admin_claims("partner-key");
+    let token = hs(claims);
+    let a = allowed(&run(&p, "GET", "/x", &[("authorization", &bearer(&token))])).clone();
+    assert_eq!(set_header(&a, "x-user-id"), None);
+    assert_eq!(set_header(&a, "x-perms"), None);
+    assert_eq!(set_header(&a, "x-payload"), token.split('.').nth(1));
+    assert_eq!(set_header(&a, "x-consumer-username"), Some("partner"));
+    // Others' claims are copied.
+    let a = allowed(&run(
+        &p,
+        "GET",
+        "/x",
+        &[("authorization", &bearer(&hs(admin_claims("web-key"))))],
+    ))
+    .clone();
+    assert_eq!(set_header(&a, "x-user-id"), Some("admin"));
+}
+
+#[test]
+fn self_signed_callout_input() {
+    let p = policy(self_signed_config(json!({
+        "authz": {"upstream": "authz", "path": "/v1/data/authz"}})));
+    let claims = admin_claims("partner-key");
+    let o = run(
+        &p,
+        "GET",
+        "/x",
+        &[("authorization", &bearer(&hs(claims.clone())))],
+    );
+    let input = callout_input(&o);
+    assert_eq!(input["subject"], "partner");
+    assert_eq!(input["permissions"], json!([]));
+    assert_eq!(input["claims"], claims);
+    assert_eq!(input["consumer"]["self_signed"], true);
+    // Its API key too.
+    let o = run(&p, "GET", "/x", &[("apikey", "partner-api-key")]);
+    assert_eq!(callout_input(&o)["consumer"]["self_signed"], true);
+    assert_eq!(callout_input(&o)["subject"], "partner");
+    // A consumer that is not self-signed: its sub and its permissions.
+    let o = run(
+        &p,
+        "GET",
+        "/x",
+        &[("authorization", &bearer(&hs(admin_claims("web-key"))))],
+    );
+    let input = callout_input(&o);
+    assert_eq!(input["subject"], "admin");
+    assert_eq!(input["permissions"], json!(["admin"]));
+    assert_eq!(input["consumer"]["self_signed"], false);
 }
 
 #[test]

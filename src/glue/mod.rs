@@ -29,7 +29,7 @@ struct Worker {
     metrics: Metrics,
     jwks: jwks::Cache,
     tokens: tokens::TokenCache,
-    /// A digest of the configuration, mixed into decision-cache keys.
+    /// A digest of the configuration, mixed into verified-token cache keys.
     fingerprint: [u8; 32],
     /// Kong with `kong/bouncer-location.conf`: the reserved headers whose nginx variable the
     /// location declares (`$bouncer_consumer_id` ...), which `proxy_set_header` sends instead
@@ -215,19 +215,10 @@ impl Env for WorkerKeys<'_> {
 
     fn decision(&self, cache_key: &[u8; 32]) -> Option<Decision> {
         let w = self.worker;
-        let d = decisions::lookup(&decision_key(&w.fingerprint, cache_key), self.now)?;
+        let d = decisions::lookup(cache_key, self.now)?;
         w.metrics.inc(Counter::AuthzCacheHits);
         Some(d)
     }
-}
-
-/// The shared decision-cache key: the configuration's digest and the engine's key.
-fn decision_key(fingerprint: &[u8; 32], cache_key: &[u8; 32]) -> [u8; 32] {
-    let mut material = [0_u8; 64];
-    let (a, b) = material.split_at_mut(32);
-    a.copy_from_slice(fingerprint);
-    b.copy_from_slice(cache_key);
-    sha256(&material)
 }
 
 /// What a paused request waits for.
@@ -363,7 +354,8 @@ impl Http {
         let Some(cfg) = &w.policy.authz else {
             return self.allow(w, &c.allowed);
         };
-        let key = decision_key(&w.fingerprint, &c.cache_key);
+        // The engine's key digests the configuration and the exact body (CONTRACT.md 4).
+        let key = c.cache_key;
         let t = now();
         if let Some(d) = decisions::lookup(&key, t) {
             w.metrics.inc(Counter::AuthzCacheHits);

@@ -64,11 +64,12 @@ fn the_callout_request() {
         assert_eq!(input["method"], "GET");
         assert_eq!(input["path"], "/api/v1/orders/42");
         assert_eq!(input["query"], "expand=1");
+        assert_eq!(input["host"], "example.com");
         assert_eq!(input["subject"], "user-17");
         assert_eq!(input["permissions"], json!(["view_orders"]));
         assert_eq!(
             input["consumer"],
-            json!({"id": "partner", "username": "partner", "groups": ["partners"]})
+            json!({"id": "partner", "username": "partner", "groups": ["partners"], "self_signed": false})
         );
         assert_eq!(input["claims"]["iss"], "partner-key");
         let done = f
@@ -283,5 +284,133 @@ fn huge_answers_deny() {
             403,
             "You cannot consume this service",
         );
+    }
+}
+
+/// A host whose authorization service records every input and answers with `decide(input)`.
+fn recording(
+    profile: Profile,
+    decide: impl Fn(&Value) -> bool + Send + Sync + 'static,
+) -> (Host, Arc<std::sync::Mutex<Vec<Value>>>) {
+    let h = host(profile);
+    let seen: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
+    let s = Arc::clone(&seen);
+    h.set_callout_handler(move |c| {
+        let input = c.json()["input"].clone();
+        let allow = decide(&input);
+        s.lock().unwrap().push(input);
+        CalloutReply::json(200, &json!({ "result": allow }).to_string())
+    });
+    (h, seen)
+}
+
+/// CONTRACT.md section 4: the decision cache is keyed by the configuration and the exact body,
+/// so a decision about one identity is never served to another that shares its `sub`.
+#[test]
+fn decisions_are_keyed_by_the_exact_body() {
+    for profile in PROFILES {
+        let mut cfg = authz_config(profile, json!({}));
+        cfg["consumers"][1]["routes"] = json!([]);
+        cfg["consumers"][1]["jwt_secrets"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"key": "partner-key-2", "algorithm": "HS256", "secret": SECRET}));
+        // The service trusts only the first issuer, and no admin scope.
+        let (h, seen) = recording(profile, |input| {
+            input["claims"]["iss"] == "partner-key" && input["claims"]["scope"].is_null()
+        });
+        let mut f1 = filter(&h, &cfg);
+        let mut f2 = filter(&h, &cfg); // another worker
+        let calls = || seen.lock().unwrap().len();
+        let trusted = bearer(&hs256(claims("partner-key")));
+        let req = |t: &str| get("/api/v1/orders/1").header("authorization", t);
+        assert!(run(&mut f1, req(&trusted)).is_allowed());
+        assert_eq!(calls(), 1);
+
+        // Same sub, another issuer: its own callout, and its own answer.
+        let other_iss = bearer(&hs256(claims("partner-key-2")));
+        assert_message(
+            &run(&mut f1, req(&other_iss)),
+            403,
+            "You cannot consume this service",
+        );
+        assert_eq!(calls(), 2);
+        // Same sub and issuer, another scope claim.
+        let mut c = claims("partner-key");
+        c["scope"] = json!("admin");
+        let scoped = bearer(&hs256(c));
+        assert_message(
+            &run(&mut f2, req(&scoped)),
+            403,
+            "You cannot consume this service",
+        );
+        assert_eq!(calls(), 3);
+        // Another host.
+        assert!(run(
+            &mut f1,
+            req(&trusted).header(":authority", "other.example.com")
+        )
+        .is_allowed());
+        assert_eq!(calls(), 4);
+        assert_eq!(seen.lock().unwrap()[3]["host"], "other.example.com");
+
+        // The same body shares a decision, in this worker and in another one; also when the
+        // token comes in the query (the callout never sees it).
+        assert!(run(&mut f1, req(&trusted)).is_allowed());
+        assert!(run(&mut f2, req(&trusted)).is_allowed());
+        let t = hs256(claims("partner-key"));
+        assert!(run(&mut f2, get(&format!("/api/v1/orders/1?jwt={t}"))).is_allowed());
+        assert_message(
+            &run(&mut f2, req(&other_iss)),
+            403,
+            "You cannot consume this service",
+        );
+        assert_eq!(calls(), 4, "{:?}", seen.lock().unwrap());
+        assert_eq!(h.metric("bouncer_authz_cache_hits"), Some(4));
+    }
+}
+
+/// CONTRACT.md section 4: `input.query` never carries a credential, whether or not
+/// `hide_credentials` is set; `input.host` is the `:authority`; a numeric `sub` is its text.
+#[test]
+fn the_callout_never_sees_a_credential() {
+    for profile in PROFILES {
+        for hide in [false, true] {
+            let mut cfg = authz_config(profile, json!({}));
+            cfg["hide_credentials"] = json!(hide);
+            cfg["key_names"] = json!(["apikey", "x-api-key"]);
+            cfg["consumers"][1]["routes"] = json!([]);
+            let (h, seen) = recording(profile, |_| true);
+            let mut f = filter(&h, &cfg);
+            let mut c = claims("partner-key");
+            c["sub"] = json!(12345);
+            let t = hs256(c);
+            for (path, query) in [
+                (format!("/o?a=1&jwt={t}&b=%2F"), "a=1&b=%2F"),
+                (format!("/o?jwt={t}"), ""),
+                (format!("/o?%6Awt={t}&z=%7e"), "z=%7e"),
+            ] {
+                let out = run(&mut f, get(&path).header(":authority", "api.example.com"));
+                assert!(out.is_allowed(), "{path}: {out:?}");
+                let input = seen.lock().unwrap().last().unwrap().clone();
+                assert_eq!(input["query"], query, "{path}");
+                assert_eq!(input["host"], "api.example.com");
+                assert_eq!(input["subject"], "12345");
+                assert!(!input.to_string().contains(&t));
+            }
+            for (path, query) in [
+                ("/o?apikey=partner-api-key&x=1", "x=1"),
+                ("/o?x=1&%61pikey=partner-api-key", "x=1"),
+                ("/o?x-api-key=partner-api-key&y=a+b&x=1", "y=a+b&x=1"),
+                ("/o?api%6Bey=partner-api-key", ""),
+            ] {
+                let out = run(&mut f, get(path));
+                assert!(out.is_allowed(), "{path}: {out:?}");
+                let input = seen.lock().unwrap().last().unwrap().clone();
+                assert_eq!(input["query"], query, "{path}");
+                assert_eq!(input["subject"], "partner");
+                assert!(!input.to_string().contains("partner-api-key"));
+            }
+        }
     }
 }

@@ -159,3 +159,22 @@ fn kong_conf_gives_the_filter_its_shared_memory() {
     }
     assert!(!Host::kong_with_conf("nginx_wasm_shm_kv_other = 32m").shm_resolves("bouncer/tok/7"));
 }
+
+/// CONTRACT.md section 1: the third-party partner signs its own tokens, so the shipped
+/// configurations mark it `self_signed`; the platform's own apps are not.
+#[test]
+fn shipped_partners_are_self_signed() {
+    for (profile, cfg) in configs() {
+        for c in cfg["consumers"].as_array().unwrap() {
+            let partner = c["groups"]
+                .as_array()
+                .is_some_and(|g| g.iter().any(|g| g == "partners"));
+            assert_eq!(
+                c["self_signed"].as_bool().unwrap_or(false),
+                partner,
+                "{profile:?}: {}",
+                c["username"]
+            );
+        }
+    }
+}

@@ -16,5 +16,7 @@ mod headers;
 mod jwks;
 mod jwt;
 mod observability;
+mod paths;
 mod secrets;
+mod self_signed;
 mod traps;
