@@ -272,37 +272,20 @@ pub fn evaluate(
         req
     };
 
-    // 1. Reserved headers: a duplicate is a 400; every copy is cleared.
+    // 1. Reserved headers (any spelling): a duplicate is a 400; every copy is cleared.
     let mut edits = Edits::default();
-    let mut seen: Vec<&str> = Vec::new();
-    for (name, _) in req.headers {
-        if is_reserved(policy, name) {
-            if seen.contains(&name.as_str()) {
-                // The first reserved header (in request order) that is repeated.
-                let first = req
-                    .headers
-                    .iter()
-                    .map(|(n, _)| n.as_str())
-                    .find(|n| {
-                        policy
-                            .reserved
-                            .binary_search_by(|r| r.as_str().cmp(n))
-                            .is_ok()
-                            && req.headers.iter().filter(|(m, _)| m == n).count() > 1
-                    })
-                    .unwrap_or(name.as_str());
-                return Outcome::Deny(Denial {
-                    status: 400,
-                    body: message_body(&format!("Duplicate header '{first}'")),
-                    www_authenticate: None,
-                    reason: format!("duplicate reserved header '{first}'"),
-                    consumer: None,
-                });
-            }
-            seen.push(name.as_str());
+    match client_reserved(policy, req.headers) {
+        Ok(clear) => edits.clear = clear,
+        Err(first) => {
+            return Outcome::Deny(Denial {
+                status: 400,
+                body: message_body(&format!("Duplicate header '{first}'")),
+                www_authenticate: None,
+                reason: format!("duplicate reserved header '{first}'"),
+                consumer: None,
+            });
         }
     }
-    edits.clear.extend(seen.iter().map(|s| (*s).to_owned()));
 
     // 2. CORS preflight bypass.
     if !policy.run_on_preflight
@@ -488,19 +471,45 @@ pub fn evaluate(
     }
 }
 
-/// Whether `name` is reserved. The list is short and sorted: a linear scan comparing lengths
-/// first calls no string comparison for most headers; a long list is searched.
-fn is_reserved(policy: &Policy, name: &str) -> bool {
+/// Step 1: the reserved headers the client sent, to blank and remove, each under the name the
+/// client used (lowercase): `x_consumer_id` for a copy spelt `X_Consumer_ID`, so that the glue
+/// clears that very header (hosts match names case-insensitively, `_` and `-` apart). `Err`
+/// names (lowercase, with `-`) the reserved header of the first header in request order whose
+/// reserved header was sent more than once, in any spelling. `headers` have lowercase names.
+fn client_reserved(policy: &Policy, headers: &[(String, String)]) -> Result<Vec<String>, String> {
+    // (the client's name, index in policy.reserved)
+    let found: Vec<(&String, usize)> = headers
+        .iter()
+        .filter_map(|(name, _)| reserved_index(policy, name).map(|r| (name, r)))
+        .collect();
+    let mut counts = vec![0u8; policy.reserved.len()];
+    for (_, r) in &found {
+        if let Some(c) = counts.get_mut(*r) {
+            *c = c.saturating_add(1);
+        }
+    }
+    if let Some((_, r)) = found
+        .iter()
+        .find(|(_, r)| counts.get(*r).is_some_and(|c| *c > 1))
+    {
+        let name = policy.reserved.get(*r).map_or("", String::as_str);
+        return Err(crate::config::canonical_header(name));
+    }
+    Ok(found.into_iter().map(|(name, _)| name.clone()).collect())
+}
+
+/// The reserved header `name` (lowercase) counts as, with `_` read as `-`: its index in
+/// `policy.reserved`. The list is short and sorted: a linear scan comparing lengths first
+/// calls no string comparison for most headers; a long list is searched.
+fn reserved_index(policy: &Policy, name: &str) -> Option<usize> {
+    use crate::config::{header_order, same_header};
     if policy.reserved.len() > 32 {
         return policy
             .reserved
-            .binary_search_by(|r| r.as_str().cmp(name))
-            .is_ok();
+            .binary_search_by(|r| header_order(r, name))
+            .ok();
     }
-    policy
-        .reserved
-        .iter()
-        .any(|r| r.len() == name.len() && r == name)
+    policy.reserved.iter().position(|r| same_header(r, name))
 }
 
 /// Whether the request needs a path-based decision: the consumer's route rules, local
@@ -837,16 +846,26 @@ fn verify_fresh(
     }))
 }
 
+/// A `jti` or `sub` as revocations compare it: a string as it is, a number by its JSON text
+/// (`123` is revoked by `"123"`); other values are never revoked by name.
+fn revocation_text(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(std::borrow::Cow::Borrowed(s.as_str())),
+        Value::Number(n) => Some(std::borrow::Cow::Owned(n.to_string())),
+        _ => None,
+    }
+}
+
 fn revoked(policy: &Policy, consumer: usize, claims: &Map<String, Value>) -> bool {
-    if let Some(jti) = claims.get("jti").and_then(Value::as_str) {
-        if policy.revoked_jti.contains(jti) {
+    if let Some(jti) = claims.get("jti").and_then(revocation_text) {
+        if policy.revoked_jti.contains(jti.as_ref()) {
             return true;
         }
     }
     let iat = jwt::numeric_claim(claims, "iat");
     let before = |cutoff: f64| iat.is_none_or(|t| t < cutoff);
-    if let Some(sub) = claims.get("sub").and_then(Value::as_str) {
-        if let Some(&cutoff) = policy.subjects_issued_before.get(sub) {
+    if let Some(sub) = claims.get("sub").and_then(revocation_text) {
+        if let Some(&cutoff) = policy.subjects_issued_before.get(sub.as_ref()) {
             if before(cutoff) {
                 return true;
             }

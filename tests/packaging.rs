@@ -17,7 +17,7 @@ use bouncer::config::raw::{
     RawAcl, RawAuthz, RawClaimHeader, RawConfig, RawConsumer, RawJwtSecret, RawKeyAuth,
     RawProvider, RawRevocations, RawRoute,
 };
-use bouncer::config::{Policy, IDENTITY_HEADERS};
+use bouncer::config::{Policy, FORBIDDEN_TARGETS, IDENTITY_HEADERS, METHOD_OVERRIDE_HEADERS};
 use serde::de::{DeserializeOwned, Error as _, Visitor};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -603,29 +603,46 @@ fn schema_enums_match_the_filter() {
         definition("jwt_secret")["properties"]["algorithm"]["enum"],
         json!(algs)
     );
-    // The identity headers are reserved: no credential header may be one of them, in any case.
+    // The identity and method-override headers are reserved: no credential header may be one
+    // of them, in any case, `_` read as `-`; and no header the filter sets may be one of them
+    // or a hop-by-hop, framing or client request header.
     let ci = |h: &str| -> String {
         h.chars()
             .map(|c| {
                 if c.is_ascii_alphabetic() {
                     format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+                } else if c == '-' {
+                    "[-_]".to_owned()
                 } else {
                     c.to_string()
                 }
             })
             .collect()
     };
-    let pattern = format!(
-        "^(?:{})$",
-        IDENTITY_HEADERS
+    let alternatives = |names: &mut dyn Iterator<Item = &&str>| {
+        format!(
+            "^(?:{})$",
+            names.map(|h| ci(h)).collect::<Vec<_>>().join("|")
+        )
+    };
+    let reserved = alternatives(
+        &mut IDENTITY_HEADERS
             .iter()
-            .map(|h| ci(h))
-            .collect::<Vec<_>>()
-            .join("|")
+            .chain(METHOD_OVERRIDE_HEADERS.iter()),
     );
     assert_eq!(
         definition("credential_header_name")["allOf"][1]["not"]["pattern"],
-        json!(pattern)
+        json!(reserved)
+    );
+    let targets = alternatives(
+        &mut FORBIDDEN_TARGETS
+            .iter()
+            .chain(IDENTITY_HEADERS.iter())
+            .chain(METHOD_OVERRIDE_HEADERS.iter()),
+    );
+    assert_eq!(
+        definition("target_header_name")["allOf"][1]["not"]["pattern"],
+        json!(targets)
     );
     let v = validator();
     for c in ["exp", "nbf", "iat", "EXP", ""] {
@@ -1060,6 +1077,79 @@ fn invalid_configs() -> Vec<(&'static str, Value)> {
             json!({"permissions": {"p": "GET /"}}),
         ),
         ("jti not strings", json!({"revocations": {"jti": [1]}})),
+        // Forbidden header targets (CONTRACT.md section 1, revision 2).
+        (
+            "claims header hop-by-hop",
+            json!({"claims_to_headers": [{"claim": "a", "header": "Transfer-Encoding"}]}),
+        ),
+        (
+            "claims header te",
+            json!({"claims_to_headers": [{"claim": "a", "header": "TE"}]}),
+        ),
+        (
+            "claims header host",
+            json!({"claims_to_headers": [{"claim": "a", "header": "host"}]}),
+        ),
+        (
+            "claims header cookie",
+            json!({"claims_to_headers": [{"claim": "a", "header": "Cookie"}]}),
+        ),
+        (
+            "claims header content_length",
+            json!({"claims_to_headers": [{"claim": "a", "header": "content_length"}]}),
+        ),
+        (
+            "claims header identity, underscores",
+            json!({"claims_to_headers": [{"claim": "a", "header": "X_Consumer_ID"}]}),
+        ),
+        (
+            "claims header method override",
+            json!({"claims_to_headers": [{"claim": "a", "header": "X-HTTP-Method-Override"}]}),
+        ),
+        (
+            "payload header authorization",
+            json!({"forward_payload_header": "Authorization"}),
+        ),
+        (
+            "payload header upgrade",
+            json!({"forward_payload_header": "upgrade"}),
+        ),
+        (
+            "payload header keep_alive",
+            json!({"forward_payload_header": "keep_alive"}),
+        ),
+        (
+            "payload header method override",
+            json!({"forward_payload_header": "x-method_override"}),
+        ),
+        (
+            "payload header identity",
+            json!({"forward_payload_header": "x-anonymous_consumer"}),
+        ),
+        (
+            "authz allowed header connection",
+            json!({"authz": {"upstream": "opa", "path": "/v", "allowed_headers": ["connection"]}}),
+        ),
+        (
+            "authz allowed header identity, no upstream",
+            json!({"authz": {"allowed_headers": ["X_Consumer_Groups"]}}),
+        ),
+        (
+            "authz allowed header x-http-method, no upstream",
+            json!({"authz": {"allowed_headers": ["x-http-method"]}}),
+        ),
+        (
+            "credential header method override",
+            json!({"header_names": ["x-http-method"]}),
+        ),
+        (
+            "credential header identity, underscores",
+            json!({"key_names": ["x_consumer_id"]}),
+        ),
+        (
+            "credential header method override, underscores",
+            json!({"key_names": ["X_Method-Override"]}),
+        ),
     ]
 }
 
@@ -1088,6 +1178,14 @@ fn valid_configs() -> Vec<(&'static str, Value)> {
     vec![
         ("empty", json!({})),
         ("everything set", full_config()),
+        (
+            "header targets that only look like forbidden ones",
+            json!({"claims_to_headers": [{"claim": "a", "header": "x_user_id"},
+                                         {"claim": "b", "header": "X-TE"},
+                                         {"claim": "c", "header": "x-consumer-idx"}],
+                   "forward_payload_header": "x-http-methods",
+                   "authz": {"allowed_headers": ["hosts", "x.consumer.id"]}}),
+        ),
         (
             "nulls for the optional fields",
             json!({"realm": null, "anonymous": null, "acl": null, "authz": null,
@@ -1319,6 +1417,46 @@ fn string_fields() -> Vec<StringField> {
             alphabet: MIXED,
             lengths: (0, 3),
             config: |s| json!({ "claims_to_headers": [{"claim": "sub", "header": s}] }),
+        },
+        StringField {
+            name: "claims_to_headers[0].header (`_` for `-`)",
+            alphabet: &['-', '_', '.', 'a', 'Z'],
+            lengths: (2, 2),
+            config: |s| {
+                let (a, b) = s.split_at(1);
+                json!({ "claims_to_headers": [{"claim": "sub", "header": format!("X{a}Consumer{b}ID")}] })
+            },
+        },
+        StringField {
+            name: "forward_payload_header (`_` for `-`)",
+            alphabet: &['-', '_', '.', 'a'],
+            lengths: (3, 3),
+            config: |s| {
+                let (a, rest) = s.split_at(1);
+                let (b, c) = rest.split_at(1);
+                json!({ "forward_payload_header": format!("x{a}http{b}method{c}OVERRIDE") })
+            },
+        },
+        StringField {
+            name: "authz.allowed_headers[0] (`_` for `-`)",
+            alphabet: &['-', '_', '.', 'a', 'E'],
+            lengths: (1, 1),
+            config: |s| json!({ "authz": {"allowed_headers": [format!("Content{s}Length")]} }),
+        },
+        StringField {
+            name: "claims_to_headers[0].header (short names)",
+            alphabet: &['t', 'T', 'e', 'E', 'x', '-', '_'],
+            lengths: (1, 3),
+            config: |s| json!({ "claims_to_headers": [{"claim": "sub", "header": s}] }),
+        },
+        StringField {
+            name: "header_names[0] (`_` for `-`)",
+            alphabet: &['-', '_', '.', 'a'],
+            lengths: (2, 2),
+            config: |s| {
+                let (a, b) = s.split_at(1);
+                json!({ "header_names": [format!("x{a}HTTP{b}method")] })
+            },
         },
         StringField {
             name: "forward_payload_header",

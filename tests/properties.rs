@@ -426,12 +426,22 @@ fn valid_header_name(n: &str) -> bool {
         })
 }
 
+/// A header name as the duplicate rule reads it: lowercase, every `_` as `-`.
+fn dashed(n: &str) -> String {
+    n.to_ascii_lowercase().replace('_', "-")
+}
+
+/// The reserved name (lowercase, `-`) a client header counts as, in any spelling.
+fn reserved_as(p: &Policy, n: &str) -> Option<String> {
+    let d = dashed(n);
+    p.reserved.iter().any(|r| dashed(r) == d).then_some(d)
+}
+
 fn first_duplicate_reserved(p: &Policy, headers: &[(String, String)]) -> Option<String> {
     headers
         .iter()
-        .map(|(n, _)| n)
-        .find(|n| p.reserved.contains(n) && headers.iter().filter(|(m, _)| m == *n).count() > 1)
-        .cloned()
+        .filter_map(|(n, _)| reserved_as(p, n))
+        .find(|d| headers.iter().filter(|(m, _)| dashed(m) == *d).count() > 1)
 }
 
 struct Challenges {
@@ -643,11 +653,25 @@ fn check_allowed(
             prop_assert!(!has_control(v), "control character in {}: {:?}", n, v);
         }
     }
-    // A reserved header the client sent never goes through.
+    // A reserved header the client sent, in any spelling (`_` for `-`), never goes through:
+    // it is cleared under the client's own spelling (lowercase).
     for (n, _) in &req.headers {
-        if p.reserved.contains(n) {
-            prop_assert!(a.edits.clear.contains(n), "reserved {} not cleared", n);
+        if reserved_as(p, n).is_some() {
+            prop_assert!(
+                a.edits.clear.contains(n),
+                "reserved {} not cleared: {:?}",
+                n,
+                a.edits.clear
+            );
         }
+    }
+    // The method-override headers are always reserved.
+    for m in [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    ] {
+        prop_assert!(p.reserved.iter().any(|r| r == m), "{} not reserved", m);
     }
     let get = |name: &str| set.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
     match &a.consumer {
@@ -1279,22 +1303,42 @@ fn any_token() -> BoxedStrategy<String> {
     .boxed()
 }
 
-const RESERVED: [&str; 10] = [
+const RESERVED: [&str; 13] = [
     "x-consumer-id",
     "x-consumer-username",
     "x-consumer-custom-id",
     "x-credential-identifier",
     "x-consumer-groups",
     "x-anonymous-consumer",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
     "x-user-id",
     "x-scope",
     "x-jwt-payload",
     "x-allowed-fields",
 ];
 
+/// A reserved name in another spelling: some of its `-` as `_`, some letters in uppercase.
+fn respelt_reserved() -> BoxedStrategy<String> {
+    (pick(&RESERVED), any::<u32>())
+        .prop_map(|(n, bits)| {
+            n.chars()
+                .enumerate()
+                .map(|(i, c)| match (c, (bits >> (i % 32)) & 1 == 1) {
+                    ('-', true) => '_',
+                    (c, true) => c.to_ascii_uppercase(),
+                    (c, false) => c,
+                })
+                .collect()
+        })
+        .boxed()
+}
+
 fn header_name() -> BoxedStrategy<String> {
     prop_oneof![
         4 => pick(&RESERVED),
+        2 => respelt_reserved(),
         3 => pick(&[
             "authorization", "x-token", "apikey", "x-api-key", "cookie", "origin",
             "access-control-request-method", ":method", ":path", "X-Consumer-ID", "Authorization",
@@ -1675,13 +1719,14 @@ proptest! {
         prop_assert_eq!(run_in(p, &req, &env).0, run_in(p, &req, &fresh).0);
     }
 
-    /// Reserved headers, many times and in any order: a duplicate is always the 400 for the
-    /// first repeated one, and a single one never reaches the upstream.
+    /// Reserved headers, many times, in any order and any spelling (`_` for `-`, any case): a
+    /// duplicate is always the 400 for the first repeated one, and a single one never reaches
+    /// the upstream.
     #[test]
     fn reserved_headers_never_pass(
         pi in policy_index(),
         names in prop::collection::vec(
-            prop_oneof![4 => pick(&RESERVED), 1 => header_name()], 0..8),
+            prop_oneof![4 => pick(&RESERVED), 3 => respelt_reserved(), 1 => header_name()], 0..8),
         token in prop::option::of(structured_token()),
     ) {
         let mut headers = vec![(":method".to_owned(), "GET".to_owned()),

@@ -24,6 +24,67 @@ pub const IDENTITY_HEADERS: [&str; 6] = [
     "x-anonymous-consumer",
 ];
 
+/// The method-override headers of CONTRACT.md section 3, always reserved: an upstream that
+/// honours them would run another method than the one the rules checked.
+pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Headers the filter never sets for the upstream (CONTRACT.md section 1): hop-by-hop and
+/// framing headers, and request headers that are the client's own. Pseudo-headers are no
+/// valid header names at all.
+pub const FORBIDDEN_TARGETS: [&str; 11] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "host",
+    "cookie",
+    "authorization",
+];
+
+/// A header name byte as an upstream may read it: ASCII lowercase, `_` as `-` (CGI, WSGI and
+/// Rack map `X_A` and `X-A` to the same variable).
+fn header_byte(b: u8) -> u8 {
+    if b == b'_' {
+        b'-'
+    } else {
+        b.to_ascii_lowercase()
+    }
+}
+
+/// Whether two header names are one header once case is ignored and `_` is read as `-`.
+pub fn same_header(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| header_byte(x) == header_byte(y))
+}
+
+/// The order of header names compared as [`same_header`] compares them.
+pub fn header_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.bytes().map(header_byte).cmp(b.bytes().map(header_byte))
+}
+
+/// A header name in lowercase with every `_` as `-`: how a reserved name is reported.
+pub fn canonical_header(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
+}
+
 /// A configuration error: the JSON path of the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -322,6 +383,40 @@ fn header_names(field: &str, names: &[String]) -> Result<Vec<String>, ConfigErro
         .enumerate()
         .map(|(i, n)| header_name(format!("{field}[{i}]"), n))
         .collect()
+}
+
+/// The names clients send credentials in: never a header the filter sets.
+struct CredentialNames<'a> {
+    header_names: &'a [String],
+    key_names: &'a [String],
+}
+
+/// Whether `h` (a valid, lowercase header name) may be a header the filter sets for the
+/// upstream at `path`: not a hop-by-hop, framing or client request header, not a credential
+/// header, not an identity or method-override header, not one of `taken` (the headers the
+/// filter already sets), in any spelling that is the same header with `_` read as `-`.
+fn header_target(
+    path: &str,
+    h: &str,
+    credentials: &CredentialNames<'_>,
+    taken: &[String],
+) -> Result<(), ConfigError> {
+    let is = |names: &[&str]| names.iter().any(|n| same_header(n, h));
+    let listed = |names: &[String]| names.iter().any(|n| same_header(n, h));
+    let message = if is(&FORBIDDEN_TARGETS) {
+        format!("'{h}' is a hop-by-hop, framing or client request header")
+    } else if listed(credentials.header_names) {
+        format!("'{h}' is a credential header (header_names)")
+    } else if listed(credentials.key_names) {
+        format!("'{h}' is a credential header (key_names)")
+    } else if is(&METHOD_OVERRIDE_HEADERS) {
+        format!("'{h}' is a method-override header")
+    } else if is(&IDENTITY_HEADERS) || listed(taken) {
+        format!("'{h}' is already set by the filter")
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::new(path, message))
 }
 
 fn non_empty_names(field: &str, names: &[String]) -> Result<Vec<String>, ConfigError> {
@@ -713,8 +808,17 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         })?),
     };
 
-    // Reserved headers: identity, claims_to_headers, forwarded payload, authz headers.
-    let mut reserved: Vec<String> = IDENTITY_HEADERS.iter().map(|s| (*s).to_owned()).collect();
+    // Reserved headers: identity, method override, claims_to_headers, forwarded payload,
+    // authz headers.
+    let mut reserved: Vec<String> = IDENTITY_HEADERS
+        .iter()
+        .chain(METHOD_OVERRIDE_HEADERS.iter())
+        .map(|s| (*s).to_owned())
+        .collect();
+    let credential_names = CredentialNames {
+        header_names: &header_names_v,
+        key_names: &key_names,
+    };
     let mut claims_to_headers = Vec::new();
     for (i, ch) in raw.claims_to_headers.iter().enumerate() {
         if ch.claim.is_empty() {
@@ -723,13 +827,9 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
                 "must not be empty",
             ));
         }
-        let h = header_name(format!("claims_to_headers[{i}].header"), &ch.header)?;
-        if reserved.contains(&h) {
-            return Err(ConfigError::new(
-                format!("claims_to_headers[{i}].header"),
-                format!("'{h}' is already set by the filter"),
-            ));
-        }
+        let path = format!("claims_to_headers[{i}].header");
+        let h = header_name(path.clone(), &ch.header)?;
+        header_target(&path, &h, &credential_names, &reserved)?;
         reserved.push(h.clone());
         claims_to_headers.push((ch.claim.clone(), h));
     }
@@ -737,12 +837,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         None => None,
         Some(h) => {
             let h = header_name("forward_payload_header".to_owned(), h)?;
-            if reserved.contains(&h) {
-                return Err(ConfigError::new(
-                    "forward_payload_header",
-                    format!("'{h}' is already set by the filter"),
-                ));
-            }
+            header_target("forward_payload_header", &h, &credential_names, &reserved)?;
             reserved.push(h.clone());
             Some(h)
         }
@@ -885,6 +980,16 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         permissions_claim = a.permissions_claim.clone();
         skip_groups = non_empty_names("authz.skip_groups", &a.skip_groups)?;
         let allowed_headers = header_names("authz.allowed_headers", &a.allowed_headers)?;
+        // What may never be a target is refused with or without upstream (as the schema
+        // does); a clash with the other headers the filter sets matters only with a callout.
+        for (i, h) in allowed_headers.iter().enumerate() {
+            header_target(
+                &format!("authz.allowed_headers[{i}]"),
+                h,
+                &credential_names,
+                &[],
+            )?;
+        }
         if !(400..=599).contains(&a.status_on_error) {
             return Err(ConfigError::new(
                 "authz.status_on_error",
@@ -920,12 +1025,12 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
                     return Err(ConfigError::new("authz.timeout_ms", "must be at least 1"));
                 }
                 for (i, h) in allowed_headers.iter().enumerate() {
-                    if reserved.contains(h) {
-                        return Err(ConfigError::new(
-                            format!("authz.allowed_headers[{i}]"),
-                            format!("'{h}' is already set by the filter"),
-                        ));
-                    }
+                    header_target(
+                        &format!("authz.allowed_headers[{i}]"),
+                        h,
+                        &credential_names,
+                        &reserved,
+                    )?;
                 }
                 reserved.extend(allowed_headers.iter().cloned());
                 authz = Some(AuthzCallout {
@@ -942,12 +1047,13 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         }
     }
 
-    reserved.sort();
-    reserved.dedup();
-    // A credential header can never be one the filter controls.
+    // Sorted as the engine searches it: `_` read as `-`.
+    reserved.sort_by(|a, b| header_order(a, b));
+    reserved.dedup_by(|a, b| same_header(a, b));
+    // A credential header can never be one the filter controls (in any spelling).
     for (field, names) in [("header_names", &header_names_v), ("key_names", &key_names)] {
         for (i, n) in names.iter().enumerate() {
-            if reserved.contains(n) {
+            if reserved.iter().any(|r| same_header(r, n)) {
                 return Err(ConfigError::new(
                     format!("{field}[{i}]"),
                     format!("'{n}' is a header the filter sets for the upstream"),

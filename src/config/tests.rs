@@ -36,7 +36,8 @@ fn empty_config_is_the_defaults() {
     assert!(p.verify_exp && !p.verify_nbf);
     assert_eq!(p.max_token_bytes, 8192);
     assert!(p.run_on_preflight && !p.hide_credentials);
-    assert_eq!(p.reserved.len(), 6);
+    // The six identity headers and the three method-override headers.
+    assert_eq!(p.reserved.len(), 9);
     Policy::from_json("{}").unwrap();
 }
 
@@ -413,4 +414,134 @@ fn self_signed_consumers() {
         json!({"consumers": [{"username": "a", "self_signed": null}]}),
         "consumers[0].self_signed: invalid type",
     );
+}
+
+/// CONTRACT.md section 1 (revision 2): the headers the filter sets may not be a hop-by-hop or
+/// framing header, `host`, `cookie`, `authorization`, a credential header, an identity or
+/// method-override header, in any case or spelling with `_` for `-`; the error names the field.
+#[test]
+fn forbidden_header_targets() {
+    type Field = (&'static str, fn(&str) -> Value);
+    let fields: [Field; 4] = [
+        (
+            "claims_to_headers[0].header",
+            |h| json!({"claims_to_headers": [{"claim": "sub", "header": h}]}),
+        ),
+        (
+            "forward_payload_header",
+            |h| json!({ "forward_payload_header": h }),
+        ),
+        (
+            "authz.allowed_headers[1]",
+            |h| json!({"authz": {"upstream": "opa", "path": "/v", "allowed_headers": ["x-ok", h]}}),
+        ),
+        // Without a callout the list is unused, and still may not name such a header.
+        (
+            "authz.allowed_headers[0]",
+            |h| json!({"authz": {"allowed_headers": [h]}}),
+        ),
+    ];
+    let forbidden = [
+        ("Connection", "hop-by-hop"),
+        ("keep-alive", "hop-by-hop"),
+        ("Keep_Alive", "hop-by-hop"),
+        ("proxy-connection", "hop-by-hop"),
+        ("TE", "hop-by-hop"),
+        ("trailer", "hop-by-hop"),
+        ("Transfer-Encoding", "hop-by-hop"),
+        ("transfer_encoding", "hop-by-hop"),
+        ("upgrade", "hop-by-hop"),
+        ("Content-Length", "hop-by-hop"),
+        ("content_length", "hop-by-hop"),
+        ("Host", "hop-by-hop"),
+        ("cookie", "hop-by-hop"),
+        ("Authorization", "hop-by-hop"),
+        ("apikey", "credential header (key_names)"),
+        ("X-HTTP-Method-Override", "method-override"),
+        ("x_http_method_override", "method-override"),
+        ("x-http-method", "method-override"),
+        ("X-Method_Override", "method-override"),
+        ("x-consumer-id", "already set by the filter"),
+        ("X_Consumer_ID", "already set by the filter"),
+        ("x-consumer_custom-id", "already set by the filter"),
+        ("x_credential_identifier", "already set by the filter"),
+        ("X-Anonymous_Consumer", "already set by the filter"),
+        ("x_consumer_groups", "already set by the filter"),
+        ("x_consumer_username", "already set by the filter"),
+    ];
+    for (field, cfg) in fields {
+        for (h, why) in forbidden {
+            let e = Policy::from_json(&cfg(h).to_string()).unwrap_err();
+            let lower = h.to_ascii_lowercase();
+            assert_eq!(e.path, field, "{h}: {e}");
+            assert!(
+                e.message.contains(why) && e.message.contains(&format!("'{lower}'")),
+                "{h}: {e}"
+            );
+        }
+        // Pseudo-headers are no header names at all.
+        for h in [":path", ":authority", ":method"] {
+            let e = Policy::from_json(&cfg(h).to_string()).unwrap_err();
+            assert_eq!(e.to_string(), format!("{field}: not a valid header name"));
+        }
+        // Look-alikes that are other headers are fine.
+        for h in [
+            "x-te",
+            "hosts",
+            "x-consumer-idx",
+            "x-http-methods",
+            "x-authorization",
+        ] {
+            Policy::from_json(&cfg(h).to_string()).unwrap_or_else(|e| panic!("{h}: {e}"));
+        }
+    }
+    // The configured credential names, in any spelling, are credential headers.
+    for (extra, want) in [
+        (
+            json!({"header_names": ["x-token"], "claims_to_headers": [{"claim": "sub", "header": "X_Token"}]}),
+            "claims_to_headers[0].header: 'x_token' is a credential header (header_names)",
+        ),
+        (
+            json!({"key_names": ["x-api-key"], "forward_payload_header": "x-api_key"}),
+            "forward_payload_header: 'x-api_key' is a credential header (key_names)",
+        ),
+        (
+            json!({"key_names": ["x_api_key"], "authz": {"allowed_headers": ["X-API-KEY"]}}),
+            "authz.allowed_headers[0]: 'x-api-key' is a credential header (key_names)",
+        ),
+        // Another key name frees the default one.
+        (
+            json!({"key_names": ["x-key"], "forward_payload_header": "x-key"}),
+            "forward_payload_header: 'x-key' is a credential header (key_names)",
+        ),
+        // Two targets that are one header with `_` read as `-`.
+        (
+            json!({"claims_to_headers": [{"claim": "a", "header": "x-user-id"}, {"claim": "b", "header": "x_user_id"}]}),
+            "claims_to_headers[1].header: 'x_user_id' is already set by the filter",
+        ),
+        (
+            json!({"claims_to_headers": [{"claim": "a", "header": "x-user-id"}], "forward_payload_header": "X_User-Id"}),
+            "forward_payload_header: 'x_user-id' is already set by the filter",
+        ),
+        (
+            json!({"forward_payload_header": "x-jwt", "authz": {"upstream": "opa", "path": "/v", "allowed_headers": ["x_jwt"]}}),
+            "authz.allowed_headers[0]: 'x_jwt' is already set by the filter",
+        ),
+        // A credential header in any spelling of a reserved one.
+        (
+            json!({"header_names": ["x_http_method"]}),
+            "header_names[0]: 'x_http_method' is a header the filter sets",
+        ),
+        (
+            json!({"key_names": ["X_Consumer_Groups"]}),
+            "key_names[0]: 'x_consumer_groups' is a header the filter sets",
+        ),
+    ] {
+        let e = Policy::from_json(&extra.to_string()).unwrap_err();
+        assert!(e.to_string().starts_with(want), "got {e}, want {want}");
+    }
+    Policy::from_json(
+        &json!({"key_names": ["x-key"], "forward_payload_header": "apikey"}).to_string(),
+    )
+    .unwrap();
 }

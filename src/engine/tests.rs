@@ -1497,3 +1497,224 @@ fn hidden_credentials_in_repeated_headers_are_refused() {
     );
     allowed(&run(&p, "GET", "/", &[("x-token", &t)]));
 }
+
+// ---- Issue 12: underscore spellings and method-override headers (CONTRACT.md section 3) ----
+
+/// `X_Consumer_ID` is `X-Consumer-ID` to a CGI/WSGI/Rack upstream: it is cleared under the
+/// name the client used (lowercase), so that the glue blanks and removes that very header.
+#[test]
+fn underscore_spellings_of_reserved_headers_are_cleared() {
+    let p = policy(with(
+        base_config(),
+        json!({"claims_to_headers": [{"claim": "sub", "header": "x-user-id"}]}),
+    ));
+    let t = hs(good_claims("web-key"));
+    let a = allowed(&run(
+        &p,
+        "GET",
+        "/",
+        &[
+            ("authorization", &bearer(&t)),
+            ("x_consumer_id", "admin"),
+            ("X_Consumer-Username", "admin"),
+            ("x-anonymous_consumer", "true"),
+            ("X_USER_ID", "spoofed"),
+        ],
+    ))
+    .clone();
+    for name in [
+        "x_consumer_id",
+        "x_consumer-username",
+        "x-anonymous_consumer",
+        "x_user_id",
+    ] {
+        assert!(a.edits.clear.iter().any(|n| n == name), "{name}: {a:?}");
+    }
+    assert_eq!(set_header(&a, "x-consumer-id"), Some("id-web"));
+    assert_eq!(set_header(&a, "x-user-id"), Some("user-17"));
+    // Denied requests and the anonymous consumer too: nothing gets through unblanked.
+    let p = policy(with(base_config(), json!({"anonymous": "anon"})));
+    let a = allowed(&run(&p, "GET", "/", &[("x_credential_identifier", "k")])).clone();
+    assert_eq!(a.edits.clear, vec!["x_credential_identifier".to_owned()]);
+}
+
+#[test]
+fn mixed_spelling_duplicates_are_400_with_the_reserved_name() {
+    let p = policy(with(
+        base_config(),
+        json!({"claims_to_headers": [{"claim": "sub", "header": "x-user-id"}]}),
+    ));
+    for (hs_, name) in [
+        (
+            vec![("X-Consumer-ID", "a"), ("x_consumer_id", "b")],
+            "x-consumer-id",
+        ),
+        (
+            vec![("x_consumer_id", ""), ("x-consumer_id", "")],
+            "x-consumer-id",
+        ),
+        (
+            vec![("x-other", "1"), ("X_USER_ID", "a"), ("x-user-id", "")],
+            "x-user-id",
+        ),
+        // The first header (request order) whose reserved header is repeated.
+        (
+            vec![
+                ("x_consumer_groups", "a"),
+                ("x-method-override", "GET"),
+                ("x-consumer-groups", "b"),
+                ("X_Method_Override", "PUT"),
+            ],
+            "x-consumer-groups",
+        ),
+        (
+            vec![("x-http-method", "DELETE"), ("x_http_method", "DELETE")],
+            "x-http-method",
+        ),
+    ] {
+        let o = run(&p, "GET", "/", &hs_);
+        assert_deny(&o, 400, &format!("Duplicate header '{name}'"), None);
+    }
+    // Distinct reserved headers that only look alike are no duplicate.
+    allowed(&run(
+        &p,
+        "GET",
+        "/",
+        &[
+            ("authorization", &bearer(&hs(good_claims("web-key")))),
+            ("x-http-method", "DELETE"),
+            ("x-http-method-override", "DELETE"),
+            ("x_method_override", "DELETE"),
+        ],
+    ));
+}
+
+#[test]
+fn method_override_headers_are_reserved_on_every_request() {
+    let p = policy(with(base_config(), json!({"run_on_preflight": false})));
+    for names in [
+        [
+            "X-HTTP-Method-Override",
+            "x-http-method",
+            "X-Method-Override",
+        ],
+        [
+            "x_http_method_override",
+            "X_HTTP-Method",
+            "x-method_override",
+        ],
+    ] {
+        method_overrides_cleared(&p, names);
+    }
+}
+
+fn method_overrides_cleared(p: &Policy, names: [&str; 3]) {
+    let hs_: Vec<(&str, &str)> = names.iter().map(|n| (*n, "DELETE")).collect();
+    let cleared = |a: &Allowed| {
+        for n in names {
+            let want = n.to_ascii_lowercase();
+            assert!(a.edits.clear.contains(&want), "{n}: {a:?}");
+        }
+    };
+    // An allowed request.
+    let mut with_token = hs_.clone();
+    let b = bearer(&hs(good_claims("web-key")));
+    with_token.push(("authorization", &b));
+    cleared(allowed(&run(p, "GET", "/", &with_token)));
+    // The preflight bypass.
+    let mut pre = hs_.clone();
+    pre.extend([
+        ("origin", "https://a"),
+        ("access-control-request-method", "GET"),
+    ]);
+    let a = allowed(&run(p, "OPTIONS", "/", &pre)).clone();
+    assert!(a.consumer.is_none());
+    cleared(&a);
+}
+
+/// A reserved list long enough to be searched (more than 32 names) finds every spelling too.
+#[test]
+fn long_reserved_lists_find_underscore_spellings() {
+    let targets: Vec<Value> = (0..40)
+        .map(|i| json!({"claim": format!("c{i}"), "header": format!("x-claim-{i}")}))
+        .collect();
+    let p = policy(with(base_config(), json!({ "claims_to_headers": targets })));
+    assert!(p.reserved.len() > 32);
+    for (a, b, want) in [
+        ("x_claim_7", "X-Claim-7", "x-claim-7"),
+        ("x-consumer_id", "x-consumer-id", "x-consumer-id"),
+        ("x_http_method", "X-HTTP-Method", "x-http-method"),
+        (
+            "x_anonymous_consumer",
+            "x-anonymous-consumer",
+            "x-anonymous-consumer",
+        ),
+    ] {
+        let o = run(&p, "GET", "/", &[(a, "1"), (b, "2")]);
+        assert_deny(&o, 400, &format!("Duplicate header '{want}'"), None);
+        let o = run(&p, "GET", "/", &[(a, "1")]);
+        assert!(matches!(&o, Outcome::Deny(d) if d.status == 401), "{o:?}");
+    }
+    let a = allowed(&run(
+        &p,
+        "GET",
+        "/",
+        &[
+            ("authorization", &bearer(&hs(good_claims("web-key")))),
+            ("x_claim_39", "spoof"),
+            ("x-claim-40", "not reserved"),
+        ],
+    ))
+    .clone();
+    assert!(a.edits.clear.contains(&"x_claim_39".to_owned()), "{a:?}");
+    assert!(!a.edits.clear.iter().any(|n| n == "x-claim-40"), "{a:?}");
+}
+
+// ---- Issue 12: numeric jti / sub in revocations (CONTRACT.md section 1) ----
+
+#[test]
+fn numeric_jti_and_sub_are_revoked_by_their_json_text() {
+    let p = policy(with(
+        base_config(),
+        json!({"revocations": {"jti": ["123", "-7", "1.5"],
+                               "subjects_issued_before": {"42": NOW - 100.0}}}),
+    ));
+    let run_t = |claims: Value| run(&p, "GET", "/", &[("authorization", &bearer(&hs(claims)))]);
+    for jti in [json!(123), json!("123"), json!(-7), json!(1.5)] {
+        assert_deny(
+            &run_t(json!({"iss": "web-key", "exp": NOW + 60.0, "jti": jti})),
+            401,
+            "Token revoked",
+            INVALID,
+        );
+    }
+    for sub in [json!(42), json!("42")] {
+        assert_deny(
+            &run_t(json!({"iss": "web-key", "exp": NOW + 60.0, "sub": sub, "iat": NOW - 200.0})),
+            401,
+            "Token revoked",
+            INVALID,
+        );
+        assert_deny(
+            &run_t(json!({"iss": "web-key", "exp": NOW + 60.0, "sub": sub})),
+            401,
+            "Token revoked",
+            INVALID,
+        );
+        allowed(&run_t(
+            json!({"iss": "web-key", "exp": NOW + 60.0, "sub": sub, "iat": NOW - 10.0}),
+        ));
+    }
+    // Other numbers and other types are not these.
+    for jti in [
+        json!(1234),
+        json!(12.3),
+        json!(true),
+        json!(["123"]),
+        json!({"a": 1}),
+    ] {
+        allowed(&run_t(
+            json!({"iss": "web-key", "exp": NOW + 60.0, "jti": jti}),
+        ));
+    }
+}

@@ -1575,3 +1575,104 @@ fn hidden_credentials_sent_twice_never_reach_the_upstream() {
         assert!(leaks.is_empty(), "{leaks:#?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 12: numeric jti / sub, forbidden header targets
+// ---------------------------------------------------------------------------------------
+
+/// `"jti": 123` is revoked by `"123"`, and `revocations.subjects_issued_before` catches a
+/// numeric `sub` (CONTRACT.md section 1): before the fix a number was never compared, so an
+/// issuer minting numeric ids could not revoke anything. Also on the token cache's hit.
+#[test]
+fn numeric_jti_and_sub_do_not_escape_revocation() {
+    let cfg = with(
+        base_config(),
+        json!({"revocations": {"jti": ["123", "9007199254740993"],
+                               "subjects_issued_before": {"42": NOW - 5}}}),
+    );
+    for profile in PROFILES {
+        let h = host(profile);
+        let mut f = filter(&h, &cfg);
+        let token = |extra: Value| {
+            let mut c = claims("web-key");
+            for (k, v) in extra.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            bearer(&hs256(c))
+        };
+        for extra in [
+            json!({"jti": 123}),
+            json!({"jti": "123"}),
+            json!({"jti": 9_007_199_254_740_993_u64}),
+            json!({"sub": 42}),
+            json!({"sub": "42"}),
+        ] {
+            let t = token(extra.clone());
+            for _ in 0..2 {
+                let out = run(&mut f, get("/").header("authorization", &t));
+                assert_message(&out, 401, "Token revoked");
+            }
+        }
+        for extra in [
+            json!({"jti": 124}),
+            json!({"jti": 12.3}),
+            json!({"sub": 42, "iat": NOW - 1}),
+            json!({"sub": 420}),
+        ] {
+            let out = run(&mut f, get("/").header("authorization", &token(extra)));
+            assert!(out.is_allowed(), "{profile:?}: {out:?}");
+        }
+    }
+}
+
+/// A header the filter sets may not be one the proxy or the upstream reads as something else:
+/// the `.wasm` refuses such a configuration, naming the field (CONTRACT.md section 1).
+#[test]
+fn forbidden_header_targets_are_refused() {
+    let cases = [
+        (
+            json!({"claims_to_headers": [{"claim": "sub", "header": "x-ok"}, {"claim": "sub", "header": "Transfer-Encoding"}]}),
+            "claims_to_headers[1].header",
+        ),
+        (
+            json!({"claims_to_headers": [{"claim": "sub", "header": "X_Consumer_ID"}]}),
+            "claims_to_headers[0].header",
+        ),
+        (
+            json!({"forward_payload_header": "host"}),
+            "forward_payload_header",
+        ),
+        (
+            json!({"forward_payload_header": "x-http-method-override"}),
+            "forward_payload_header",
+        ),
+        (
+            json!({"key_names": ["x-api-key"], "forward_payload_header": "x_api_key"}),
+            "forward_payload_header",
+        ),
+        (
+            json!({"authz": {"upstream": "authz", "path": "/a", "allowed_headers": ["content-length"]}}),
+            "authz.allowed_headers[0]",
+        ),
+        (
+            json!({"authz": {"upstream": "authz", "path": "/a", "allowed_headers": ["x-a", "Cookie"]}}),
+            "authz.allowed_headers[1]",
+        ),
+        (
+            json!({"authz": {"upstream": "authz", "path": "/a", "allowed_headers": ["authorization"]}}),
+            "authz.allowed_headers[0]",
+        ),
+    ];
+    for profile in PROFILES {
+        let h = host(profile);
+        for (extra, path) in &cases {
+            let cfg = with(base_config(), extra.clone());
+            match module().filter(&h, &cfg.to_string()) {
+                Ok(_) => panic!("{profile:?}: accepted {extra}"),
+                Err(e) => {
+                    assert!(e.logged(&format!("{path}: ")), "{profile:?} {extra}: {e}");
+                }
+            }
+        }
+    }
+}

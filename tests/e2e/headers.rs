@@ -200,3 +200,286 @@ fn no_snippet_no_variables() {
         );
     }
 }
+
+/// Every spelling of `name` with `_` for some of its `-` (the name itself excluded).
+fn underscore_spellings(name: &str) -> Vec<String> {
+    let parts: Vec<&str> = name.split('-').collect();
+    let gaps = parts.len() - 1;
+    (1..(1u32 << gaps))
+        .map(|mask| {
+            let mut s = parts[0].to_owned();
+            for (i, p) in parts[1..].iter().enumerate() {
+                s.push(if mask & (1 << i) != 0 { '_' } else { '-' });
+                s.push_str(p);
+            }
+            s
+        })
+        .collect()
+}
+
+const IDENTITY: [&str; 6] = [
+    "X-Consumer-ID",
+    "X-Consumer-Username",
+    "X-Consumer-Custom-ID",
+    "X-Credential-Identifier",
+    "X-Consumer-Groups",
+    "X-Anonymous-Consumer",
+];
+const METHOD_OVERRIDE: [&str; 3] = [
+    "X-HTTP-Method-Override",
+    "X-HTTP-Method",
+    "X-Method-Override",
+];
+
+/// Issue 12 (CONTRACT.md section 3): `X_Consumer_ID` is `X-Consumer-ID` to CGI, WSGI and Rack
+/// upstreams. No underscore spelling of a reserved header reaches the upstream with a value, in
+/// either host, on an allowed request, for the anonymous consumer and on the preflight bypass.
+#[test]
+fn underscore_spellings_of_reserved_headers_never_reach_the_upstream() {
+    let cfg = with(
+        base_config(),
+        json!({"claims_to_headers": [{"claim": "customer_id", "header": "x-customer-id"}],
+               "forward_payload_header": "x-jwt-payload", "run_on_preflight": false}),
+    );
+    let mut names: Vec<String> = IDENTITY
+        .iter()
+        .chain(["X-Customer-ID", "X-JWT-Payload"].iter())
+        .flat_map(|n| underscore_spellings(n))
+        .collect();
+    names.extend(names.clone().iter().map(|n| n.to_ascii_lowercase()));
+    for profile in PROFILES {
+        let h = host(profile);
+        let mut f = filter(&h, &cfg);
+        let anon_cfg = with(cfg.clone(), json!({"anonymous": "guest"}));
+        let mut anon = filter(&h, &anon_cfg);
+        let token = bearer(&hs256(claims("web-key")));
+        for name in &names {
+            let requests = [
+                (
+                    "token",
+                    get("/")
+                        .header("authorization", &token)
+                        .header(name, "admin"),
+                ),
+                ("preflight", {
+                    bouncer_harness::Request::new("OPTIONS", "/")
+                        .header("origin", "https://a")
+                        .header("access-control-request-method", "GET")
+                        .header(name, "admin")
+                }),
+            ];
+            for (what, req) in requests {
+                let out = run(&mut f, req);
+                assert!(out.is_allowed(), "{profile:?} {what} {name}: {out:?}");
+                assert!(
+                    out.request_headers
+                        .get_all(name)
+                        .iter()
+                        .all(|v| v.is_empty()),
+                    "{profile:?} {what} {name}: {out:?}"
+                );
+            }
+            let out = run(&mut anon, get("/").header(name, "admin"));
+            assert!(
+                out.request_headers
+                    .get_all(name)
+                    .iter()
+                    .all(|v| v.is_empty()),
+                "{profile:?} anonymous {name}: {out:?}"
+            );
+            // Without a credential the answer is the usual 401, not a 400.
+            let out = run(&mut f, get("/").header(name, "admin"));
+            assert_message(&out, 401, "Unauthorized");
+        }
+        // The filter's own values are unaffected.
+        let out = run(
+            &mut f,
+            get("/")
+                .header("authorization", &token)
+                .header("X_Consumer_ID", "admin")
+                .header("x_consumer_username", "admin"),
+        );
+        assert_eq!(upstream(&out, "x-consumer-id"), Some("id-web"));
+        assert_eq!(upstream(&out, "x-consumer-username"), Some("web"));
+        assert_eq!(upstream(&out, "x_consumer_id"), None);
+    }
+}
+
+/// A reserved header in two spellings is a duplicate: 400 with the reserved name, lowercase
+/// with `-`, of the first repeated one in request order.
+#[test]
+fn mixed_spelling_duplicates_are_rejected() {
+    let cfg = with(
+        base_config(),
+        json!({"claims_to_headers": [{"claim": "customer_id", "header": "x-customer-id"}]}),
+    );
+    let token = bearer(&hs256(claims("web-key")));
+    for profile in PROFILES {
+        let h = host(profile);
+        let mut f = filter(&h, &cfg);
+        for name in IDENTITY
+            .iter()
+            .chain(METHOD_OVERRIDE.iter())
+            .chain(["X-Customer-ID"].iter())
+        {
+            let want = format!("Duplicate header '{}'", name.to_ascii_lowercase());
+            for other in underscore_spellings(name) {
+                for (a, b) in [
+                    (name.to_string(), other.clone()),
+                    (other.clone(), name.to_string()),
+                ] {
+                    for (va, vb) in [("x", "y"), ("", ""), ("", "admin")] {
+                        let out = run(
+                            &mut f,
+                            get("/")
+                                .header("authorization", &token)
+                                .header(&a, va)
+                                .header(&b, vb),
+                        );
+                        assert_message(&out, 400, &want);
+                    }
+                }
+            }
+        }
+        // The first repeated one in request order names the answer.
+        let out = run(
+            &mut f,
+            get("/")
+                .header("x_consumer_groups", "a")
+                .header("X_HTTP_Method", "DELETE")
+                .header("x-http-method", "DELETE")
+                .header("X-Consumer-Groups", "b"),
+        );
+        assert_message(&out, 400, "Duplicate header 'x-consumer-groups'");
+    }
+}
+
+/// Issue 12: the method-override headers are reserved. An upstream framework that honours them
+/// would run another method than the one the route rules checked (a partner allowed only GET
+/// on orders could DELETE them).
+#[test]
+fn method_override_headers_never_reach_the_upstream() {
+    let cfg = with(base_config(), json!({"run_on_preflight": false}));
+    let partner = bearer(&hs256(claims("partner-key")));
+    let mut names: Vec<String> = Vec::new();
+    for n in METHOD_OVERRIDE {
+        names.push(n.to_owned());
+        names.push(n.to_ascii_lowercase());
+        names.extend(underscore_spellings(n));
+    }
+    for profile in PROFILES {
+        let h = host(profile);
+        let mut f = filter(&h, &cfg);
+        for name in &names {
+            for value in ["DELETE", "PUT", ""] {
+                let out = run(
+                    &mut f,
+                    get("/api/v1/orders/7")
+                        .header("authorization", &partner)
+                        .header(name, value),
+                );
+                assert!(out.is_allowed(), "{profile:?} {name}: {out:?}");
+                assert!(
+                    out.request_headers
+                        .get_all(name)
+                        .iter()
+                        .all(|v| v.is_empty()),
+                    "{profile:?} {name}: {out:?}"
+                );
+                let pre = bouncer_harness::Request::new("OPTIONS", "/api/v1/orders/7")
+                    .header("origin", "https://a")
+                    .header("access-control-request-method", "GET")
+                    .header(name, value);
+                let out = run(&mut f, pre);
+                assert!(out.is_allowed(), "{profile:?} preflight {name}: {out:?}");
+                assert!(
+                    out.request_headers
+                        .get_all(name)
+                        .iter()
+                        .all(|v| v.is_empty()),
+                    "{profile:?} preflight {name}: {out:?}"
+                );
+            }
+        }
+        // Envoy removes them outright.
+        if profile == bouncer_harness::Profile::Envoy {
+            let out = run(
+                &mut f,
+                get("/api/v1/orders/7")
+                    .header("authorization", &partner)
+                    .header("x-http-method-override", "DELETE")
+                    .header("x_method_override", "DELETE"),
+            );
+            assert!(out
+                .request_headers
+                .get_all("x-http-method-override")
+                .is_empty());
+            assert!(out.request_headers.get_all("x_method_override").is_empty());
+        }
+    }
+}
+
+/// Kong with `kong/bouncer-location.conf`: nginx drops the method-override headers and every
+/// underscore spelling of the identity headers entirely (`proxy_set_header <name> "";`),
+/// where the filter alone could only blank them. The snippet lists every spelling.
+#[test]
+fn kong_location_snippet_drops_method_override_and_underscore_spellings() {
+    use bouncer_harness::{KongLocation, Profile};
+    let snippet = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/kong/bouncer-location.conf"
+    ))
+    .unwrap();
+    let loc = KongLocation::parse(&snippet, true);
+    let mut dropped: Vec<String> = Vec::new();
+    for n in METHOD_OVERRIDE {
+        dropped.push(n.to_owned());
+        dropped.extend(underscore_spellings(n));
+    }
+    for n in IDENTITY {
+        dropped.extend(underscore_spellings(n));
+    }
+    for name in &dropped {
+        assert!(
+            loc.proxy_set_constants
+                .iter()
+                .any(|(h, v)| h.eq_ignore_ascii_case(name) && v.is_empty()),
+            "bouncer-location.conf lacks proxy_set_header {name} \"\";"
+        );
+    }
+    assert_eq!(loc.proxy_set_constants.len(), dropped.len());
+    let h = host(Profile::Kong).with_location(loc);
+    let mut f = filter(&h, &base_config());
+    let token = bearer(&hs256(claims("web-key")));
+    for name in &dropped {
+        let out = run(
+            &mut f,
+            get("/")
+                .header("authorization", &token)
+                .header(&name.to_ascii_lowercase(), "admin"),
+        );
+        assert!(out.is_allowed(), "{out:?}");
+        assert!(
+            out.request_headers.get_all(name).is_empty(),
+            "{name}: {out:?}"
+        );
+        assert_eq!(upstream(&out, "x-consumer-id"), Some("id-web"));
+    }
+    // Identity headers: nginx still sends only the filter's values.
+    let out = run(
+        &mut f,
+        get("/")
+            .header("authorization", &token)
+            .header("X_Consumer_ID", "admin")
+            .header("x-http-method-override", "DELETE"),
+    );
+    assert_eq!(out.request_headers.get_all("x-consumer-id"), vec!["id-web"]);
+    assert!(
+        out.request_headers.get_all("x_consumer_id").is_empty(),
+        "{out:?}"
+    );
+    assert!(out
+        .request_headers
+        .get_all("x-http-method-override")
+        .is_empty());
+}

@@ -797,6 +797,14 @@ fn kong_forward(loc: Option<&crate::KongLocation>, st: &mut Stream) -> Vec<(Stri
             out.push((None, (name.clone(), value)));
         }
     }
+    for (name, value) in &loc.proxy_set_constants {
+        out.retain(|(i, (k, _))| {
+            !k.eq_ignore_ascii_case(name) || i.is_some_and(|i| st.zeroed.contains(&i))
+        });
+        if !value.is_empty() {
+            out.push((None, (name.clone(), value.clone())));
+        }
+    }
     out.into_iter().map(|(_, h)| h).collect()
 }
 

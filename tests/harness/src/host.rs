@@ -113,7 +113,7 @@ pub(crate) struct HostInner {
 
 /// Kong: what the nginx location around the filter does to the request (the snippet
 /// `kong/bouncer-location.conf` is one): variables declared with `set $var ...;`, headers sent
-/// with `proxy_set_header Name $var;`, and the phase the filter's request-header step runs in.
+/// with `proxy_set_header Name $var;` or `proxy_set_header Name "constant";`, and the phase the filter's request-header step runs in.
 ///
 /// As in nginx (HOSTS.md): `set` runs in the rewrite phase. When the filter runs there too
 /// (plain nginx's default), the variables are still uninitialised while it runs (reading one is
@@ -128,6 +128,9 @@ pub struct KongLocation {
     pub variables: Vec<(String, String)>,
     /// `proxy_set_header Name $var;`: header name and variable name.
     pub proxy_set_headers: Vec<(String, String)>,
+    /// `proxy_set_header Name "value";`: header name and a constant value (`""` drops every
+    /// client copy of the header, matched by its lowercase name exactly: `_` is not `-`).
+    pub proxy_set_constants: Vec<(String, String)>,
     /// The filter's request-header step runs in the access phase (after `set`).
     pub headers_in_access: bool,
 }
@@ -157,6 +160,13 @@ impl KongLocation {
                     if let Some(v) = var.strip_prefix('$') {
                         loc.proxy_set_headers
                             .push((name.to_string(), v.to_string()));
+                    } else if let Some(c) = var
+                        .strip_prefix('"')
+                        .and_then(|v| v.strip_suffix('"'))
+                        .filter(|c| !c.contains('$'))
+                    {
+                        loc.proxy_set_constants
+                            .push((name.to_string(), c.to_string()));
                     }
                 }
                 _ => {}
