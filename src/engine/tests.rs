@@ -1177,3 +1177,43 @@ fn hidden_credentials_in_repeated_headers_are_refused() {
     );
     allowed(&run(&p, "GET", "/", &[("x-token", &t)]));
 }
+
+// ---- issue 12: credential extraction at scale, kid-less provider tokens ----
+
+/// 4,000 distinct `jwt-token` cookies (55 KB) answer as two did; the same token 4,000 times
+/// counts once; with `anonymous` and `hide_credentials` every cookie is still hidden.
+#[test]
+fn thousands_of_cookies_answer_as_two_did() {
+    let p = policy(with(base_config(), json!({"cookie_names": ["jwt-token"]})));
+    let distinct: Vec<String> = (0..4000).map(|i| format!("jwt-token=t{i:05}")).collect();
+    let cookie = distinct.join("; ");
+    assert!(cookie.len() > 50_000);
+    let o = run(&p, "GET", "/", &[("cookie", &cookie)]);
+    assert_deny(&o, 401, "Multiple tokens provided", INVALID);
+    let t = hs(good_claims("web-key"));
+    let same = vec![format!("jwt-token={t}"); 4000].join("; ");
+    let a = allowed(&run(&p, "GET", "/", &[("cookie", &same)])).clone();
+    assert_eq!(set_header(&a, "x-consumer-username"), Some("web"));
+    // Two different API keys, then a token in the query: still "Multiple tokens provided".
+    let o = run(&p, "GET", &format!("/?apikey=k1&apikey=k2&jwt={t}"), &[]);
+    assert_deny(&o, 401, "Multiple tokens provided", INVALID);
+    let o = run(&p, "GET", "/?apikey=k1&apikey=k2", &[]);
+    assert_deny(&o, 401, "Duplicate API key found", Some("Key"));
+    // Anonymous with hidden credentials: every place goes, whatever comes after the second.
+    let p = policy(with(
+        base_config(),
+        json!({"cookie_names": ["jwt-token"], "anonymous": "anon", "hide_credentials": true}),
+    ));
+    let cookie = format!("{cookie}; theme=dark");
+    let a = allowed(&run(
+        &p,
+        "GET",
+        &format!("/p?jwt={t}&a=1"),
+        &[("cookie", &cookie), ("apikey", "partner-api-key")],
+    ))
+    .clone();
+    assert_eq!(set_header(&a, "x-consumer-username"), Some("anon"));
+    assert_eq!(set_header(&a, "cookie"), Some("theme=dark"));
+    assert_eq!(a.edits.path.as_deref(), Some("/p?a=1"));
+    assert!(a.edits.clear.contains(&"apikey".to_owned()));
+}
