@@ -1217,3 +1217,61 @@ fn thousands_of_cookies_answer_as_two_did() {
     assert_eq!(a.edits.path.as_deref(), Some("/p?a=1"));
     assert!(a.edits.clear.contains(&"apikey".to_owned()));
 }
+
+fn oct_jwk(secret: &str) -> Value {
+    json!({"kty": "oct", "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(secret)})
+}
+
+/// A token without `kid` is tried against at most `MAX_KIDLESS_CANDIDATES` keys that fit: a
+/// made-up signature costs 4 checks, not 64. (Before the bound, the 6th key verified it.)
+#[test]
+fn a_kidless_token_is_tried_against_at_most_four_keys() {
+    assert_eq!(crate::jwks::MAX_KIDLESS_CANDIDATES, 4);
+    let secrets: Vec<String> = (0..6)
+        .map(|i| format!("provider-secret-{i}-0123456789abcdef"))
+        .collect();
+    // An RSA key first: it does not fit HS256 and does not count.
+    let rsa: Value = serde_json::from_str(&read_key("keys/rsa2048_public.jwk.json")).unwrap();
+    let mut keys = vec![rsa];
+    keys.extend(secrets.iter().map(|s| oct_jwk(s)));
+    let cfg = with(
+        base_config(),
+        json!({"jwks_providers": [{"issuer": "https://idp", "consumer": "web", "jwks": {"keys": keys}}]}),
+    );
+    let p = policy(cfg);
+    let claims = json!({"iss": "https://idp", "exp": NOW + 60.0});
+    let header = json!({"alg": "HS256"});
+    for (i, s) in secrets.iter().enumerate() {
+        let t = sign_hs256(&header, &claims, s);
+        let o = run(&p, "GET", "/", &[("authorization", &bearer(&t))]);
+        if i < 4 {
+            assert_eq!(set_header(allowed(&o), "x-consumer-username"), Some("web"));
+        } else {
+            assert_deny(&o, 401, "Invalid signature", INVALID);
+        }
+    }
+    // A kid names any key of the set, however far.
+    let t = sign_hs256(&json!({"alg": "HS256", "kid": "far"}), &claims, &secrets[5]);
+    let mut far = keys_with_kid(&secrets[5], "far");
+    far.extend((0..5).map(|i| oct_jwk(&secrets[i])));
+    far.rotate_left(1);
+    let p2 = policy(with(
+        base_config(),
+        json!({"jwks_providers": [{"issuer": "https://idp", "consumer": "web", "jwks": {"keys": far}}]}),
+    ));
+    let o = run(&p2, "GET", "/", &[("authorization", &bearer(&t))]);
+    assert_eq!(
+        set_header(allowed(&o), "x-credential-identifier"),
+        Some("far")
+    );
+    // None fits: the contract's answer is unchanged.
+    let t = sign_hs256(&json!({"alg": "HS384"}), &claims, &secrets[0]);
+    let o = run(&p, "GET", "/", &[("authorization", &bearer(&t))]);
+    assert_deny(&o, 401, "No credentials found for given 'kid'", INVALID);
+}
+
+fn keys_with_kid(secret: &str, kid: &str) -> Vec<Value> {
+    let mut k = oct_jwk(secret);
+    k["kid"] = json!(kid);
+    vec![k]
+}

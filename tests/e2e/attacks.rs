@@ -552,8 +552,11 @@ fn hostile_kids_get_a_clean_401_and_no_callout_storm() {
             token_401(&out, "No credentials found for given 'kid'");
             no_callouts(&f, &out);
         }
-        // A remote provider: a flood of hostile kids makes at most one refetch.
-        let (h, seen) = idp_host(profile, vec![oct.clone()]);
+        // A remote provider: a flood of hostile kids makes at most one refetch. (Its `oct`
+        // key is ignored, CONTRACT.md revision 2: the good token is the RSA vector.)
+        let rsa: Value =
+            serde_json::from_str(&read_vector_file("keys/rsa2048_public.jwk.json")).unwrap();
+        let (h, seen) = idp_host(profile, vec![oct.clone(), rsa]);
         let mut f = filter(
             &h,
             &with(
@@ -561,6 +564,12 @@ fn hostile_kids_get_a_clean_401_and_no_callout_storm() {
                 json!({"max_token_bytes": 16384}),
             ),
         );
+        assert_message(
+            &run(&mut f, auth(&good)),
+            401,
+            "No credentials found for given 'kid'",
+        );
+        let good = vector("valid_RS256");
         assert!(run(&mut f, auth(&good)).is_allowed());
         for _ in 0..10 {
             for kid in &kids {

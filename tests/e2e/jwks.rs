@@ -421,3 +421,44 @@ fn answers_in_order_both_publish() {
         assert_message(&out, 401, "No credentials found for given 'kid'");
     }
 }
+
+/// CONTRACT.md section 1 (revision 2): `oct` keys of a fetched JWKS are ignored (the endpoint
+/// is public: anyone could sign with them). An HS256 token signed with the served secret is
+/// refused as for a kid the provider does not have; so is one without `kid`.
+#[test]
+fn remote_oct_keys_are_ignored() {
+    for profile in PROFILES {
+        let secret = "published-secret-0123456789abcdef";
+        let oct = json!({"kty": "oct", "kid": "sym-1", "alg": "HS256", "k": b64(secret)});
+        let oct_no_alg = json!({"kty": "oct", "kid": "sym-2", "k": b64(secret)});
+        let idp = idp(profile, vec![oct, oct_no_alg, rsa()]);
+        let mut f = filter(&idp.host, &remote_config(profile));
+        f.tick().unwrap();
+        let claims = json!({"iss": "bouncer-vectors", "sub": "attacker", "exp": NOW + 600});
+        for header in [
+            json!({"alg": "HS256", "kid": "sym-1"}),
+            json!({"alg": "HS256", "kid": "sym-2"}),
+            json!({"alg": "HS256"}),
+        ] {
+            let t = sign_hmac(&header, &claims, secret);
+            let out = run(&mut f, get("/").header("authorization", &bearer(&t)));
+            assert_message(&out, 401, "No credentials found for given 'kid'");
+        }
+        // The set's other keys work.
+        let out = run(&mut f, get("/").header("authorization", &rs256()));
+        assert_eq!(upstream(&out, "x-credential-identifier"), Some("vec-rsa-1"));
+        // A set of nothing but oct keys is no usable set.
+        let idp = idp_only_oct(profile, secret);
+        let mut f = filter(&idp.host, &remote_config(profile));
+        let t = sign_hmac(&json!({"alg": "HS256", "kid": "sym-1"}), &claims, secret);
+        let out = run(&mut f, get("/").header("authorization", &bearer(&t)));
+        assert_message(&out, 503, "Signing keys unavailable");
+    }
+}
+
+fn idp_only_oct(profile: Profile, secret: &str) -> Idp {
+    idp(
+        profile,
+        vec![json!({"kty": "oct", "kid": "sym-1", "alg": "HS256", "k": b64(secret)})],
+    )
+}
