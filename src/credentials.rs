@@ -14,17 +14,54 @@ pub enum Location {
 /// What the request presents.
 #[derive(Debug, Default)]
 pub struct Presented {
-    /// Distinct JWTs, in the order found.
+    /// Distinct JWTs, in the order found: at most two (a second one decides the answer).
     pub tokens: Vec<String>,
-    /// Distinct API keys, in the order found.
+    /// Distinct API keys, in the order found: at most two (likewise).
     pub api_keys: Vec<String>,
-    /// Every place a credential was found (to hide them).
+    /// Every place a credential was found (to hide them), each once.
     pub locations: Vec<Location>,
 }
 
-fn push_distinct(list: &mut Vec<String>, v: String) {
-    if !list.contains(&v) {
-        list.push(v);
+/// The most distinct values of one kind [`extract`] keeps: two already decide
+/// `Multiple tokens provided` or `Duplicate API key found`.
+pub const MAX_DISTINCT: usize = 2;
+
+fn push_distinct(list: &mut Vec<String>, v: &str) {
+    if list.len() < MAX_DISTINCT && !list.iter().any(|x| x == v) {
+        list.push(v.to_owned());
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Place {
+    Header,
+    Query,
+    Cookie,
+}
+
+/// Note a place once: the list stays as short as the configured names.
+fn locate(list: &mut Vec<Location>, place: Place, name: &str) {
+    let seen = list.iter().any(|l| match (l, place) {
+        (Location::Header(n), Place::Header)
+        | (Location::Query(n), Place::Query)
+        | (Location::Cookie(n), Place::Cookie) => n == name,
+        _ => false,
+    });
+    if !seen {
+        let name = name.to_owned();
+        list.push(match place {
+            Place::Header => Location::Header(name),
+            Place::Query => Location::Query(name),
+            Place::Cookie => Location::Cookie(name),
+        });
+    }
+}
+
+impl Presented {
+    /// Whether the answer is already `Multiple tokens provided` whatever else the request
+    /// holds: two distinct tokens, or a token and an API key.
+    pub fn decided(&self) -> bool {
+        self.tokens.len() > 1 || (!self.tokens.is_empty() && !self.api_keys.is_empty())
     }
 }
 
@@ -114,25 +151,37 @@ pub fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
-/// Collect every credential the request presents, per the configured places.
+/// Collect the credentials the request presents, per the configured places, in one linear
+/// pass: at most [`MAX_DISTINCT`] distinct tokens and API keys are kept, each place is listed
+/// once, and the scan stops as soon as the answer is decided ([`Presented::decided`]), unless
+/// the request may still go on as the `anonymous` consumer with `hide_credentials`: then every
+/// place is needed, to hide them all.
 pub fn extract(policy: &Policy, headers: &[(String, String)], path: &str) -> Presented {
+    let all_places = policy.hide_credentials && policy.anonymous.is_some();
     let mut p = Presented::default();
+    let done = |p: &Presented| !all_places && p.decided();
     for (name, value) in headers {
         if policy.header_names.contains(name) {
             if let Some(t) = bearer(value) {
-                push_distinct(&mut p.tokens, t.to_owned());
-                p.locations.push(Location::Header(name.clone()));
+                push_distinct(&mut p.tokens, t);
+                locate(&mut p.locations, Place::Header, name);
             }
         }
         if policy.key_names.contains(name) && !value.is_empty() {
-            push_distinct(&mut p.api_keys, value.clone());
-            p.locations.push(Location::Header(name.clone()));
+            push_distinct(&mut p.api_keys, value);
+            locate(&mut p.locations, Place::Header, name);
+        }
+        if done(&p) {
+            return p;
         }
         if name == "cookie" && !policy.cookie_names.is_empty() {
             for (cn, cv) in cookies(value) {
                 if !cv.is_empty() && policy.cookie_names.iter().any(|n| n == cn) {
-                    push_distinct(&mut p.tokens, cv.to_owned());
-                    p.locations.push(Location::Cookie(cn.to_owned()));
+                    push_distinct(&mut p.tokens, cv);
+                    locate(&mut p.locations, Place::Cookie, cn);
+                    if done(&p) {
+                        return p;
+                    }
                 }
             }
         }
@@ -145,11 +194,14 @@ pub fn extract(policy: &Policy, headers: &[(String, String)], path: &str) -> Pre
                 continue;
             }
             if policy.uri_param_names.contains(&n) {
-                push_distinct(&mut p.tokens, v);
-                p.locations.push(Location::Query(n));
+                push_distinct(&mut p.tokens, &v);
+                locate(&mut p.locations, Place::Query, &n);
             } else if policy.key_names.contains(&n) {
-                push_distinct(&mut p.api_keys, v);
-                p.locations.push(Location::Query(n));
+                push_distinct(&mut p.api_keys, &v);
+                locate(&mut p.locations, Place::Query, &n);
+            }
+            if done(&p) {
+                return p;
             }
         }
     }
@@ -207,6 +259,96 @@ mod tests {
         assert_eq!(url_decode("%"), "%");
         assert_eq!(url_decode("%zz%4"), "%zz%4");
         assert_eq!(url_decode("%ff"), "\u{fffd}");
+    }
+
+    fn policy(extra: &str) -> Policy {
+        let text = format!(
+            r#"{{"cookie_names": ["jwt-token"], "consumers": [{{"username": "guest"}}]{extra}}}"#
+        );
+        Policy::from_json(&text).unwrap()
+    }
+
+    fn cookie_request(cookie: String) -> Vec<(String, String)> {
+        vec![("cookie".to_owned(), cookie)]
+    }
+
+    /// 4,000 distinct `jwt-token` cookies: two tokens are kept (the second decides), the place
+    /// once; the same token 4,000 times is one token. (The quadratic scan kept all 4,000.)
+    #[test]
+    fn many_cookies_keep_two_tokens_and_one_place() {
+        let p = policy("");
+        let distinct: Vec<String> = (0..4000).map(|i| format!("jwt-token=t{i:05}")).collect();
+        let got = extract(&p, &cookie_request(distinct.join("; ")), "/");
+        assert_eq!(got.tokens, vec!["t00000".to_owned(), "t00001".to_owned()]);
+        assert!(got.decided());
+        assert_eq!(
+            got.locations,
+            vec![Location::Cookie("jwt-token".to_owned())]
+        );
+        let same = vec!["jwt-token=t1"; 4000].join("; ");
+        let got = extract(&p, &cookie_request(same), "/");
+        assert_eq!(got.tokens, vec!["t1".to_owned()]);
+        assert!(!got.decided());
+        assert_eq!(
+            got.locations,
+            vec![Location::Cookie("jwt-token".to_owned())]
+        );
+    }
+
+    /// Every kind of place, many times over: each place is listed once, values stop at two.
+    #[test]
+    fn places_are_listed_once_and_values_stop_at_two() {
+        let p = policy(r#", "key_names": ["apikey", "x-key"]"#);
+        let mut headers = Vec::new();
+        for i in 0..500 {
+            headers.push(("apikey".to_owned(), format!("k{i}")));
+            headers.push(("x-key".to_owned(), "k0".to_owned()));
+        }
+        let query: Vec<String> = (0..500).map(|i| format!("apikey=q{i}")).collect();
+        let path = format!("/?{}", query.join("&"));
+        let got = extract(&p, &headers, &path);
+        assert!(got.tokens.is_empty());
+        assert_eq!(got.api_keys, vec!["k0".to_owned(), "k1".to_owned()]);
+        assert_eq!(
+            got.locations,
+            vec![
+                Location::Header("apikey".to_owned()),
+                Location::Header("x-key".to_owned()),
+                Location::Query("apikey".to_owned()),
+            ]
+        );
+        // Two keys do not decide: a token later still makes it "Multiple tokens provided".
+        let path = format!("{path}&jwt=tok");
+        let got = extract(&p, &headers, &path);
+        assert_eq!(got.tokens, vec!["tok".to_owned()]);
+        assert!(got.decided());
+    }
+
+    /// Stopping early would leave credentials to an anonymous request's upstream: with
+    /// `anonymous` and `hide_credentials` every place is found.
+    #[test]
+    fn anonymous_with_hidden_credentials_finds_every_place() {
+        let cookie = format!("jwt-token=a; jwt-token=b; {}", "x=1; ".repeat(100));
+        let headers = vec![
+            ("cookie".to_owned(), cookie),
+            ("apikey".to_owned(), "k".to_owned()),
+        ];
+        let p = policy("");
+        assert_eq!(
+            extract(&p, &headers, "/?jwt=c").locations,
+            vec![Location::Cookie("jwt-token".to_owned())]
+        );
+        let p = policy(r#", "anonymous": "guest", "hide_credentials": true"#);
+        let got = extract(&p, &headers, "/?jwt=c");
+        assert_eq!(got.tokens, vec!["a".to_owned(), "b".to_owned()]);
+        assert_eq!(
+            got.locations,
+            vec![
+                Location::Cookie("jwt-token".to_owned()),
+                Location::Header("apikey".to_owned()),
+                Location::Query("jwt".to_owned()),
+            ]
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use bouncer::engine::{
     evaluate, Allowed, CacheHit, Denial, Edits, Env, Outcome, RemoteKeys, RequestView, Signals,
     VerifiedToken,
 };
-use bouncer::jwks::{KeySet, MAX_KEYS};
+use bouncer::jwks::{KeySet, KeySetMode, MAX_KEYS, MAX_KIDLESS_CANDIDATES};
 use bouncer::jwt::{self, ParseError};
 use bouncer_crypto::Alg;
 use hmac::{Hmac, Mac};
@@ -351,9 +351,11 @@ fn remote_set(rotated: bool) -> Arc<KeySet> {
         let full =
             json!({"keys": [oct_jwk(Some("remote-oct"), Some("HS512")), oct_jwk(None, None), ec]});
         let after = json!({"keys": [ec]});
-        [full, after].map(|b| {
-            Arc::new(KeySet::parse_body(b.to_string().as_bytes()).expect("remote key set"))
-        })
+        // Parsed as configuration keys: since CONTRACT.md revision 2 a fetched body loses its
+        // `oct` keys (src/jwks.rs tests that), and these sets stand for what the engine is
+        // handed, with HMAC keys so that the generated HS* tokens exercise rotation.
+        [full, after]
+            .map(|b| Arc::new(KeySet::parse(&b, KeySetMode::Strict).expect("remote key set")))
     });
     Arc::clone(&sets[usize::from(rotated)])
 }
@@ -1917,9 +1919,17 @@ fn check_key_set(set: &KeySet, input: &[u8], sig: &[u8]) -> Result<(), TestCaseE
         }
     }
     for alg in Alg::ALL {
-        let _ = set.candidates(alg).count();
+        prop_assert!(set.candidates(alg).count() <= MAX_KIDLESS_CANDIDATES);
     }
     Ok(())
+}
+
+/// A fetched set: as [`check_key_set`], and no symmetric key (CONTRACT.md revision 2).
+fn check_fetched_set(set: &KeySet, input: &[u8], sig: &[u8]) -> Result<(), TestCaseError> {
+    for e in &set.keys {
+        prop_assert!(e.key.kind() != "oct", "an oct key kept from a fetched set");
+    }
+    check_key_set(set, input, sig)
 }
 
 proptest! {
@@ -1932,7 +1942,7 @@ proptest! {
         json_any().prop_map(|v| json!({"keys": v}).to_string().into_bytes()),
     ]) {
         if let Ok(set) = KeySet::parse_body(&body) {
-            check_key_set(&set, b"a.b", &[])?;
+            check_fetched_set(&set, b"a.b", &[])?;
         } else {
             prop_assert!(KeySet::parse_body(&body).is_err());
         }
@@ -1954,11 +1964,15 @@ proptest! {
     ) {
         let mut keys = keys;
         if let Some(n) = many {
+            // Past MAX_KEYS, half of them `oct` (dropped from a fetched set).
+            let mut ec = jwk_file("keys/ec_p256_public.jwk.json");
+            ec["kid"] = json!("dup");
             keys.extend(std::iter::repeat_n(oct_jwk(Some("dup"), None), n));
+            keys.extend(std::iter::repeat_n(ec, n));
         }
         let body = json!({"keys": keys}).to_string();
         match KeySet::parse_body(body.as_bytes()) {
-            Ok(set) => check_key_set(&set, input.as_bytes(), &sig)?,
+            Ok(set) => check_fetched_set(&set, input.as_bytes(), &sig)?,
             Err(e) => prop_assert!(!e.is_empty()),
         }
     }

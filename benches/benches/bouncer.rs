@@ -629,6 +629,43 @@ fn api_key(p: &Params, h: &Harness) -> Stats {
     )
 }
 
+/// A cached HS256 token in a `jwt-token` cookie, and a request with 4,000 distinct `jwt-token`
+/// cookies (55 KB: the answer is `Multiple tokens provided`, found at the second).
+fn cookies(p: &Params, h: &Harness, hs: &Algo) -> (Stats, Stats) {
+    let config = json!({"consumers": [{"username": "c", "jwt_secrets": [hs.credential()]}],
+                        "audiences": ["api"], "cookie_names": ["jwt-token"]});
+    let host = host();
+    let mut f = filter(h, &host, &config);
+    let t = hs.token(1, &json!({}));
+    let one = format!("jwt-token={t}");
+    let req = || request_to("GET", PATH).header("cookie", &one);
+    for _ in 0..20 {
+        run_ok(&mut f, req());
+    }
+    let one_cookie = time_batches(
+        p.samples,
+        || (0..p.batch).map(|_| req()).collect(),
+        |r| run_ok(&mut f, r),
+    );
+    let many: Vec<String> = (0..4000).map(|i| format!("jwt-token=t{i:05}")).collect();
+    let many = many.join("; ");
+    assert!(many.len() >= 55_000);
+    let req = || request_to("GET", PATH).header("cookie", &many);
+    let run_401 = |f: &mut Filter, r: Request| {
+        let out = f.run(r).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.status(), Some(401), "{out:?}");
+    };
+    for _ in 0..20 {
+        run_401(&mut f, req());
+    }
+    let many_cookies = time_batches(
+        p.samples,
+        || (0..p.batch).map(|_| req()).collect(),
+        |r| run_401(&mut f, r),
+    );
+    (one_cookie, many_cookies)
+}
+
 /// Linear memory of one instance after `n` distinct tokens of `algo`, at checkpoints; and the
 /// host's shared data held by the token cache.
 fn memory(h: &Harness, algo: &Algo, n: usize) -> (Vec<(usize, usize)>, usize, usize) {
@@ -816,6 +853,7 @@ fn main() {
     let perm10 = permissions(&p, &h, hs, 10);
     let perm5000 = permissions(&p, &h, hs, 5000);
     let (authz_hit, no_authz) = authz(&p, &h, hs);
+    let (one_cookie, many_cookies) = cookies(&p, &h, hs);
     let mem_tokens = env_usize("BENCH_MEMORY_TOKENS", 100_000);
     let mem = (mem_tokens > 0).then(|| {
         eprintln!("bench: memory after {mem_tokens} distinct EdDSA tokens");
@@ -909,6 +947,16 @@ fn main() {
         "authz callout answered by the decision cache",
         authz_hit,
         format!("{:.2}", authz_hit.med / no_authz.med),
+    );
+    line("token in a cookie", one_cookie, "1.00".into());
+    line(
+        "55 KB of cookies: 4,000 distinct jwt-token (401 Multiple tokens provided)",
+        many_cookies,
+        format!(
+            "{:.2} (net {:.2})",
+            many_cookies.med / one_cookie.med,
+            net(many_cookies) / net(one_cookie)
+        ),
     );
     if let Some((points, entries, bytes)) = mem {
         println!();

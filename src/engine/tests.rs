@@ -1718,3 +1718,101 @@ fn numeric_jti_and_sub_are_revoked_by_their_json_text() {
         ));
     }
 }
+
+// ---- issue 12: credential extraction at scale, kid-less provider tokens ----
+
+/// 4,000 distinct `jwt-token` cookies (55 KB) answer as two did; the same token 4,000 times
+/// counts once; with `anonymous` and `hide_credentials` every cookie is still hidden.
+#[test]
+fn thousands_of_cookies_answer_as_two_did() {
+    let p = policy(with(base_config(), json!({"cookie_names": ["jwt-token"]})));
+    let distinct: Vec<String> = (0..4000).map(|i| format!("jwt-token=t{i:05}")).collect();
+    let cookie = distinct.join("; ");
+    assert!(cookie.len() > 50_000);
+    let o = run(&p, "GET", "/", &[("cookie", &cookie)]);
+    assert_deny(&o, 401, "Multiple tokens provided", INVALID);
+    let t = hs(good_claims("web-key"));
+    let same = vec![format!("jwt-token={t}"); 4000].join("; ");
+    let a = allowed(&run(&p, "GET", "/", &[("cookie", &same)])).clone();
+    assert_eq!(set_header(&a, "x-consumer-username"), Some("web"));
+    // Two different API keys, then a token in the query: still "Multiple tokens provided".
+    let o = run(&p, "GET", &format!("/?apikey=k1&apikey=k2&jwt={t}"), &[]);
+    assert_deny(&o, 401, "Multiple tokens provided", INVALID);
+    let o = run(&p, "GET", "/?apikey=k1&apikey=k2", &[]);
+    assert_deny(&o, 401, "Duplicate API key found", Some("Key"));
+    // Anonymous with hidden credentials: every place goes, whatever comes after the second.
+    let p = policy(with(
+        base_config(),
+        json!({"cookie_names": ["jwt-token"], "anonymous": "anon", "hide_credentials": true}),
+    ));
+    let cookie = format!("{cookie}; theme=dark");
+    let a = allowed(&run(
+        &p,
+        "GET",
+        &format!("/p?jwt={t}&a=1"),
+        &[("cookie", &cookie), ("apikey", "partner-api-key")],
+    ))
+    .clone();
+    assert_eq!(set_header(&a, "x-consumer-username"), Some("anon"));
+    assert_eq!(set_header(&a, "cookie"), Some("theme=dark"));
+    assert_eq!(a.edits.path.as_deref(), Some("/p?a=1"));
+    assert!(a.edits.clear.contains(&"apikey".to_owned()));
+}
+
+fn oct_jwk(secret: &str) -> Value {
+    json!({"kty": "oct", "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(secret)})
+}
+
+/// A token without `kid` is tried against at most `MAX_KIDLESS_CANDIDATES` keys that fit: a
+/// made-up signature costs 4 checks, not 64. (Before the bound, the 6th key verified it.)
+#[test]
+fn a_kidless_token_is_tried_against_at_most_four_keys() {
+    assert_eq!(crate::jwks::MAX_KIDLESS_CANDIDATES, 4);
+    let secrets: Vec<String> = (0..6)
+        .map(|i| format!("provider-secret-{i}-0123456789abcdef"))
+        .collect();
+    // An RSA key first: it does not fit HS256 and does not count.
+    let rsa: Value = serde_json::from_str(&read_key("keys/rsa2048_public.jwk.json")).unwrap();
+    let mut keys = vec![rsa];
+    keys.extend(secrets.iter().map(|s| oct_jwk(s)));
+    let cfg = with(
+        base_config(),
+        json!({"jwks_providers": [{"issuer": "https://idp", "consumer": "web", "jwks": {"keys": keys}}]}),
+    );
+    let p = policy(cfg);
+    let claims = json!({"iss": "https://idp", "exp": NOW + 60.0});
+    let header = json!({"alg": "HS256"});
+    for (i, s) in secrets.iter().enumerate() {
+        let t = sign_hs256(&header, &claims, s);
+        let o = run(&p, "GET", "/", &[("authorization", &bearer(&t))]);
+        if i < 4 {
+            assert_eq!(set_header(allowed(&o), "x-consumer-username"), Some("web"));
+        } else {
+            assert_deny(&o, 401, "Invalid signature", INVALID);
+        }
+    }
+    // A kid names any key of the set, however far.
+    let t = sign_hs256(&json!({"alg": "HS256", "kid": "far"}), &claims, &secrets[5]);
+    let mut far = keys_with_kid(&secrets[5], "far");
+    far.extend((0..5).map(|i| oct_jwk(&secrets[i])));
+    far.rotate_left(1);
+    let p2 = policy(with(
+        base_config(),
+        json!({"jwks_providers": [{"issuer": "https://idp", "consumer": "web", "jwks": {"keys": far}}]}),
+    ));
+    let o = run(&p2, "GET", "/", &[("authorization", &bearer(&t))]);
+    assert_eq!(
+        set_header(allowed(&o), "x-credential-identifier"),
+        Some("far")
+    );
+    // None fits: the contract's answer is unchanged.
+    let t = sign_hs256(&json!({"alg": "HS384"}), &claims, &secrets[0]);
+    let o = run(&p, "GET", "/", &[("authorization", &bearer(&t))]);
+    assert_deny(&o, 401, "No credentials found for given 'kid'", INVALID);
+}
+
+fn keys_with_kid(secret: &str, kid: &str) -> Vec<Value> {
+    let mut k = oct_jwk(secret);
+    k["kid"] = json!(kid);
+    vec![k]
+}

@@ -2,11 +2,17 @@
 //!
 //! Shared data, per endpoint (`upstream`, `authority`, `path`), so every worker and every
 //! filter entry that names the same endpoint shares one key set and one fetch schedule:
-//! - `bouncer/jwks/<id>/keys`: the last good JWKS body (its CAS token is its version);
+//! - `bouncer/jwks/<id>/set`: the sequence number of the fetch that published it (8 bytes,
+//!   little-endian), then the last good JWKS body (its CAS token is its version);
 //! - `bouncer/jwks/<id>/state`: the schedule (next refresh, fetch lock, failures and backoff,
-//!   last unknown-`kid` refetch), updated with CAS.
+//!   last unknown-`kid` refetch, last sequence number handed out), updated with CAS.
 //!
-//! Each worker parses a key set once per version and keeps it (`Cache`).
+//! Every fetch is stamped with a sequence number from the state when it starts, and its answer
+//! is published (with CAS) only over a set from an older fetch: a slow answer landing after a
+//! newer fetch has published is dropped, so a key the newer set removed stays removed.
+//!
+//! Each worker parses a key set once per version and keeps it (`Cache`); it only ever takes a
+//! set that was published, so it follows the same order.
 
 use super::hostio;
 use super::metrics::{Counter, Metrics};
@@ -37,6 +43,9 @@ pub struct State {
     pub retry: f64,
     /// When the last unknown-`kid` refetch was claimed.
     pub kid: f64,
+    /// The last sequence number handed to a fetch.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 fn endpoint_id(r: &RemoteJwks) -> String {
@@ -45,7 +54,27 @@ fn endpoint_id(r: &RemoteJwks) -> String {
 }
 
 fn keys_key(r: &RemoteJwks) -> String {
-    format!("bouncer/jwks/{}/keys", endpoint_id(r))
+    format!("bouncer/jwks/{}/set", endpoint_id(r))
+}
+
+/// A published set: the sequence number of its fetch, then the JWKS body.
+fn encode_set(seq: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len().saturating_add(8));
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+fn decode_set(value: &[u8]) -> Option<(u64, &[u8])> {
+    let (seq, body) = value.split_at_checked(8)?;
+    Some((u64::from_le_bytes(seq.try_into().ok()?), body))
+}
+
+/// The sequence number of the published set (`None`: nothing published).
+fn published_seq(r: &RemoteJwks) -> Option<u64> {
+    shared::get(&keys_key(r))
+        .0
+        .and_then(|v| decode_set(&v).map(|(seq, _)| seq))
 }
 
 fn state_key(r: &RemoteJwks) -> String {
@@ -79,32 +108,60 @@ fn update_state(r: &RemoteJwks, mut f: impl FnMut(&mut State) -> bool) -> bool {
     .is_some()
 }
 
-/// Claim the right to fetch now (scheduled refresh due, no fetch in flight, no backoff).
-pub fn claim_scheduled_fetch(r: &RemoteJwks, now: f64, have_keys: bool) -> bool {
+/// Hand the next sequence number to a fetch that starts now.
+fn next_seq(s: &mut State, seq: &mut u64) {
+    s.seq = s.seq.saturating_add(1);
+    *seq = s.seq;
+}
+
+/// Claim the right to fetch now (scheduled refresh due, no fetch in flight, no backoff): the
+/// fetch's sequence number.
+pub fn claim_scheduled_fetch(r: &RemoteJwks, now: f64, have_keys: bool) -> Option<u64> {
     let lock_for = r.timeout_ms as f64 / 1000.0 + 1.0;
+    let mut seq = 0;
     update_state(r, |s| {
         let due = !have_keys || now >= s.next;
         if due && now >= s.lock && now >= s.retry {
             s.lock = now + lock_for;
+            next_seq(s, &mut seq);
             true
         } else {
             false
         }
     })
+    .then_some(seq)
 }
 
-/// Claim an unknown-`kid` refetch: at most one per `refresh_seconds` per endpoint.
-pub fn claim_kid_refetch(r: &RemoteJwks, now: f64) -> bool {
+/// Claim an unknown-`kid` refetch: at most one per `refresh_seconds` per endpoint; the
+/// fetch's sequence number.
+pub fn claim_kid_refetch(r: &RemoteJwks, now: f64) -> Option<u64> {
     let lock_for = r.timeout_ms as f64 / 1000.0 + 1.0;
+    let mut seq = 0;
     update_state(r, |s| {
         if now >= s.kid + r.refresh_seconds as f64 && now >= s.retry {
             s.kid = now;
             s.lock = now + lock_for;
+            next_seq(s, &mut seq);
             true
         } else {
             false
         }
     })
+    .then_some(seq)
+}
+
+/// A sequence number for a fetch a request starts for itself (its provider has no keys yet).
+/// If the state cannot be updated, 0: such an answer is published only where none was.
+pub fn stamp(r: &RemoteJwks) -> u64 {
+    let mut seq = 0;
+    if update_state(r, |s| {
+        next_seq(s, &mut seq);
+        true
+    }) {
+        seq
+    } else {
+        0
+    }
 }
 
 /// Whether the endpoint is in backoff after failures (so a request should not wait).
@@ -151,13 +208,14 @@ impl Cache {
             }
         }
         let r = remote(policy, provider)?;
-        let (body, cas) = shared::get(&keys_key(r));
+        let (value, cas) = shared::get(&keys_key(r));
         if let Some((v, set)) = self.sets.borrow().get(&provider) {
             if *v == cas && cas.is_some() {
                 return Some(Arc::clone(set));
             }
         }
-        let set = Arc::new(KeySet::parse_body(&body?).ok()?);
+        let (_, body) = decode_set(value.as_deref()?)?;
+        let set = Arc::new(KeySet::parse_body(body).ok()?);
         self.sets
             .borrow_mut()
             .insert(provider, (cas, Arc::clone(&set)));
@@ -206,13 +264,36 @@ pub fn read_answer(body_size: usize) -> (Option<u16>, Option<Vec<u8>>) {
     (status, body)
 }
 
-/// Record a fetch's outcome (from any context): publish good keys, or back off.
-/// `status` is `None` when the call failed or could not be dispatched.
+/// Publish a fetch's body unless a set from this fetch or a later one is there (CAS): whether
+/// it was published (`Err(seq)`: refused, the published set's sequence number).
+fn publish(r: &RemoteJwks, seq: u64, body: &[u8]) -> Result<bool, u64> {
+    let mut newer = None;
+    let done = shared::update(&keys_key(r), |cur| {
+        newer = cur
+            .and_then(decode_set)
+            .map(|(stored, _)| stored)
+            .filter(|stored| *stored >= seq);
+        match newer {
+            Some(_) => None,
+            None => Some((encode_set(seq, body), ())),
+        }
+    });
+    match (done, newer) {
+        (Some(()), _) => Ok(true),
+        (None, Some(stored)) => Err(stored),
+        (None, None) => Ok(false),
+    }
+}
+
+/// What became of a fetch: drop a late answer (a newer fetch has published), publish good
+/// keys, or back off. The fetch's sequence number is `seq`.
+#[allow(clippy::too_many_arguments)]
 pub fn record(
     policy: &Policy,
     cache: &Cache,
     metrics: &Metrics,
     provider: usize,
+    seq: u64,
     now: f64,
     status: Option<u16>,
     body: Option<Vec<u8>>,
@@ -226,11 +307,29 @@ pub fn record(
         .map(KeySet::parse_body)
         .and_then(Result::ok)
         .filter(|s| !s.keys.is_empty());
+    // A failure after a newer fetch succeeded says nothing about the endpoint now.
+    let superseded = || published_seq(r).is_some_and(|p| p > seq);
     match (parsed, body) {
         (Some(set), Some(body)) => {
-            shared::put(&keys_key(r), &body);
-            let version = shared::get(&keys_key(r)).1;
-            cache.store(provider, version, Arc::new(set));
+            match publish(r, seq, &body) {
+                Ok(true) => {}
+                Ok(false) => {
+                    log::warn!("bouncer: JWKS from {}{} not stored", r.authority, r.path);
+                    return;
+                }
+                Err(stored) => {
+                    late(r, cache, policy, provider, stored);
+                    return;
+                }
+            }
+            // Keep the parsed set if the slot still holds it (else the newer one is read).
+            let (value, version) = shared::get(&keys_key(r));
+            match value.as_deref().and_then(decode_set) {
+                Some((s, _)) if s == seq => cache.store(provider, version, Arc::new(set)),
+                _ => {
+                    cache.get(policy, provider, true);
+                }
+            }
             let refresh = r.refresh_seconds as f64;
             update_state(r, |s| {
                 s.next = now + refresh;
@@ -240,6 +339,14 @@ pub fn record(
                 true
             });
             log::info!("bouncer: JWKS from {}{} loaded", r.authority, r.path);
+        }
+        _ if superseded() => {
+            metrics.inc(Counter::JwksErrors);
+            log::warn!(
+                "bouncer: late JWKS fetch from {}{} failed (a newer one has published)",
+                r.authority,
+                r.path
+            );
         }
         _ => {
             metrics.inc(Counter::JwksErrors);
@@ -265,4 +372,24 @@ pub fn record(
             );
         }
     }
+}
+
+/// A good answer to a fetch older than the published set: dropped. The worker takes the
+/// published set, and the state's sequence catches up with it (so that the next fetch is
+/// newer even if the state was lost).
+fn late(r: &RemoteJwks, cache: &Cache, policy: &Policy, provider: usize, stored: u64) {
+    log::info!(
+        "bouncer: late JWKS answer from {}{} dropped: a newer fetch has published",
+        r.authority,
+        r.path
+    );
+    cache.get(policy, provider, true);
+    update_state(r, |s| {
+        if s.seq < stored {
+            s.seq = stored;
+            true
+        } else {
+            false
+        }
+    });
 }

@@ -78,8 +78,8 @@ fn now() -> f64 {
 #[derive(Default)]
 pub struct Root {
     worker: Option<Rc<Worker>>,
-    /// JWKS fetches this root dispatched: token -> provider.
-    fetches: HashMap<u32, usize>,
+    /// JWKS fetches this root dispatched: token -> (provider, the fetch's sequence number).
+    fetches: HashMap<u32, (usize, u64)>,
 }
 
 impl Root {
@@ -103,16 +103,16 @@ impl Root {
                 continue;
             };
             let have = w.jwks.get(&w.policy, p, true).is_some();
-            if !jwks::claim_scheduled_fetch(r, t, have) {
+            let Some(seq) = jwks::claim_scheduled_fetch(r, t, have) else {
                 continue;
-            }
+            };
             match jwks::dispatch(self, r) {
                 Ok(token) => {
-                    self.fetches.insert(token, p);
+                    self.fetches.insert(token, (p, seq));
                 }
                 Err(e) => {
                     log::warn!("bouncer: JWKS fetch could not be dispatched: {e:?}");
-                    jwks::record(&w.policy, &w.jwks, &w.metrics, p, t, None, None);
+                    jwks::record(&w.policy, &w.jwks, &w.metrics, p, seq, t, None, None);
                 }
             }
         }
@@ -121,11 +121,11 @@ impl Root {
 
 impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, _nh: usize, body_size: usize, _nt: usize) {
-        let (Some(p), Some(w)) = (self.fetches.remove(&token), self.worker.clone()) else {
+        let (Some((p, seq)), Some(w)) = (self.fetches.remove(&token), self.worker.clone()) else {
             return;
         };
         let (status, body) = jwks::read_answer(body_size);
-        jwks::record(&w.policy, &w.jwks, &w.metrics, p, now(), status, body);
+        jwks::record(&w.policy, &w.jwks, &w.metrics, p, seq, now(), status, body);
     }
 }
 
@@ -228,6 +228,8 @@ enum Wait {
     Keys {
         token: u32,
         provider: usize,
+        /// The fetch's sequence number.
+        seq: u64,
     },
     /// The authorization callout.
     Authz {
@@ -316,8 +318,8 @@ impl Http {
         let outcome = engine::evaluate(&w.policy, &req, t, &keys, &mut signals);
         if let (Some(p), true) = (signals.unknown_kid, may_wait) {
             if let Some(r) = jwks::remote(&w.policy, p) {
-                if jwks::claim_kid_refetch(r, t) {
-                    if let Some(a) = self.fetch_keys(w, p) {
+                if let Some(seq) = jwks::claim_kid_refetch(r, t) {
+                    if let Some(a) = self.fetch_keys(w, p, seq) {
                         return a;
                     }
                 }
@@ -326,7 +328,10 @@ impl Http {
         match outcome {
             Outcome::Allow(a) => self.allow(w, &a),
             Outcome::Deny(d) => self.deny(w, &d),
-            Outcome::WaitForKeys(p) => match self.fetch_keys(w, p) {
+            Outcome::WaitForKeys(p) => match jwks::remote(&w.policy, p)
+                .map(jwks::stamp)
+                .and_then(|seq| self.fetch_keys(w, p, seq))
+            {
                 Some(a) => a,
                 None => self.run(w, false),
             },
@@ -334,17 +339,31 @@ impl Http {
         }
     }
 
-    /// Fetch a provider's keys for this request; `None` if the fetch could not start.
-    fn fetch_keys(&mut self, w: &Rc<Worker>, provider: usize) -> Option<Action> {
+    /// Fetch a provider's keys for this request (the fetch's sequence number is `seq`); `None`
+    /// if the fetch could not start.
+    fn fetch_keys(&mut self, w: &Rc<Worker>, provider: usize, seq: u64) -> Option<Action> {
         let r = jwks::remote(&w.policy, provider)?;
         match jwks::dispatch(self, r) {
             Ok(token) => {
-                self.wait = Wait::Keys { token, provider };
+                self.wait = Wait::Keys {
+                    token,
+                    provider,
+                    seq,
+                };
                 Some(Action::Pause)
             }
             Err(e) => {
                 log::warn!("bouncer: JWKS fetch could not be dispatched: {e:?}");
-                jwks::record(&w.policy, &w.jwks, &w.metrics, provider, now(), None, None);
+                jwks::record(
+                    &w.policy,
+                    &w.jwks,
+                    &w.metrics,
+                    provider,
+                    seq,
+                    now(),
+                    None,
+                    None,
+                );
                 None
             }
         }
@@ -417,13 +436,18 @@ impl Context for Http {
             return;
         };
         let action = match std::mem::replace(&mut self.wait, Wait::Nothing) {
-            Wait::Keys { token: t, provider } if t == token => {
+            Wait::Keys {
+                token: t,
+                provider,
+                seq,
+            } if t == token => {
                 let (status, body) = jwks::read_answer(body_size);
                 jwks::record(
                     &w.policy,
                     &w.jwks,
                     &w.metrics,
                     provider,
+                    seq,
                     now(),
                     status,
                     body,

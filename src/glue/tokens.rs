@@ -1,8 +1,12 @@
 //! The verified-token cache, in two levels.
 //!
-//! - Per worker: a bounded map from the token to its [`VerifiedToken`] (two generations of at
-//!   most [`LOCAL_CAPACITY`] entries; when the young one fills, the old one is dropped). The
-//!   token text itself is the key, so a hit is confirmed byte for byte.
+//! - Per worker: a bounded map from the token to its [`VerifiedToken`], in two generations of
+//!   at most [`LOCAL_CAPACITY`] entries and [`GENERATION_BYTES`] bytes each (counted by
+//!   [`entry_bytes`]: the key, the parsed claims and the rest of the entry, approximately but
+//!   never less than they take); when the young one is full, the old one is dropped. So the
+//!   whole level holds at most [`LOCAL_BUDGET`] bytes whatever the tokens' size (an entry larger
+//!   than a generation is not cached). The token text itself is the key, so a hit is confirmed
+//!   byte for byte.
 //! - Across workers: shared data slots keyed by the SHA-256 of (configuration digest, token),
 //!   holding the consumer, credential and provider. A token verified by one worker is accepted
 //!   by every other without verifying its signature again (it is parsed again, which is cheap).
@@ -17,6 +21,7 @@ use crate::engine::{CacheHit, VerifiedToken};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bouncer_crypto::sha256;
+use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -24,6 +29,10 @@ use std::sync::Arc;
 
 /// Entries per generation of the per-worker cache.
 pub const LOCAL_CAPACITY: usize = 4096;
+/// Bytes the per-worker cache may hold (both generations, as [`entry_bytes`] counts them).
+pub const LOCAL_BUDGET: usize = 8 << 20;
+/// Bytes per generation.
+pub const GENERATION_BYTES: usize = LOCAL_BUDGET / 2;
 /// Shared-data slots.
 pub const SHARED_SLOTS: u32 = 16384;
 
@@ -51,7 +60,70 @@ impl Hasher for FxHasher {
     }
 }
 
-type Map = HashMap<String, Arc<VerifiedToken>, BuildHasherDefault<FxHasher>>;
+/// A cached token and what [`entry_bytes`] counted for it.
+struct Entry {
+    token: Arc<VerifiedToken>,
+    bytes: usize,
+}
+
+type Map = HashMap<String, Entry, BuildHasherDefault<FxHasher>>;
+
+/// One generation: its entries and their bytes.
+#[derive(Default)]
+struct Generation {
+    map: Map,
+    bytes: usize,
+}
+
+/// What the allocator may add to each allocation (header, alignment).
+const ALLOC: usize = 16;
+/// One member of a parsed JSON object beyond its key's text and its value's heap: the key's
+/// `String`, the `Value`, and the map's own structure (B-tree nodes run from half full; an
+/// `IndexMap` keeps a hash and an index besides): twice the pair, plus two words.
+const MEMBER: usize = 2
+    * (std::mem::size_of::<String>()
+        + std::mem::size_of::<Value>()
+        + 2 * std::mem::size_of::<usize>());
+
+/// The heap a parsed JSON value holds, approximately and conservatively (capacities, not
+/// lengths). Recursion is bounded by serde_json's nesting limit (128).
+fn value_bytes(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        Value::String(s) => s.capacity().saturating_add(ALLOC),
+        Value::Array(items) => items.iter().fold(
+            items
+                .capacity()
+                .saturating_mul(std::mem::size_of::<Value>())
+                .saturating_add(ALLOC),
+            |n, i| n.saturating_add(value_bytes(i)),
+        ),
+        Value::Object(m) => map_bytes(m),
+    }
+}
+
+fn map_bytes(m: &serde_json::Map<String, Value>) -> usize {
+    m.iter().fold(ALLOC, |n, (k, v)| {
+        n.saturating_add(MEMBER)
+            .saturating_add(k.capacity())
+            .saturating_add(ALLOC)
+            .saturating_add(value_bytes(v))
+    })
+}
+
+/// What one per-worker entry costs: the key, the `VerifiedToken` with its strings and
+/// claims, and the hash table's slot (counted twice: the table grows by doubling).
+pub fn entry_bytes(token: &str, v: &VerifiedToken) -> usize {
+    const FIXED: usize = 2 * (std::mem::size_of::<String>() + std::mem::size_of::<Entry>() + 1)
+        + std::mem::size_of::<VerifiedToken>()
+        + 2 * std::mem::size_of::<usize>()
+        + 4 * ALLOC;
+    FIXED
+        .saturating_add(token.len())
+        .saturating_add(v.payload_segment.capacity())
+        .saturating_add(v.credential.as_ref().map_or(0, String::capacity))
+        .saturating_add(map_bytes(&v.claims))
+}
 
 /// A shared entry: the 32-byte key digest, then [`encode`]'s bytes.
 const NO_PROVIDER: u32 = u32::MAX;
@@ -138,8 +210,8 @@ struct Lookup {
 /// The cache of one worker for one configuration.
 #[derive(Default)]
 pub struct TokenCache {
-    young: RefCell<Map>,
-    old: RefCell<Map>,
+    young: RefCell<Generation>,
+    old: RefCell<Generation>,
     last: RefCell<Option<Lookup>>,
 }
 
@@ -155,14 +227,22 @@ impl TokenCache {
 
     /// Look a token up: this worker first, then shared data.
     pub fn get(&self, fingerprint: &[u8; 32], token: &str, metrics: &Metrics) -> Option<CacheHit> {
-        if let Some(v) = self.young.borrow().get(token) {
+        if let Some(e) = self.young.borrow().map.get(token) {
             metrics.inc(Counter::TokenHitsLocal);
-            return Some(CacheHit::Full(Arc::clone(v)));
+            return Some(CacheHit::Full(Arc::clone(&e.token)));
         }
-        let promoted = self.old.borrow_mut().remove(token);
-        if let Some(v) = promoted {
+        let promoted = {
+            let mut old = self.old.borrow_mut();
+            let e = old.map.remove(token);
+            if let Some(e) = &e {
+                old.bytes = old.bytes.saturating_sub(e.bytes);
+            }
+            e
+        };
+        if let Some(e) = promoted {
             metrics.inc(Counter::TokenHitsLocal);
-            self.insert_local(token, Arc::clone(&v));
+            let v = Arc::clone(&e.token);
+            self.insert_local(token, e);
             return Some(CacheHit::Full(v));
         }
         let shared = (!is_hmac(token)).then(|| Self::shared_key(fingerprint, token));
@@ -182,19 +262,33 @@ impl TokenCache {
         hit
     }
 
-    fn insert_local(&self, token: &str, v: Arc<VerifiedToken>) {
+    fn insert_local(&self, token: &str, e: Entry) {
+        if e.bytes > GENERATION_BYTES {
+            return;
+        }
         let mut young = self.young.borrow_mut();
-        if young.len() >= LOCAL_CAPACITY {
+        if young.map.len() >= LOCAL_CAPACITY
+            || young.bytes.saturating_add(e.bytes) > GENERATION_BYTES
+        {
             let full = std::mem::take(&mut *young);
             *self.old.borrow_mut() = full;
         }
-        young.insert(token.to_owned(), v);
+        young.bytes = young.bytes.saturating_add(e.bytes);
+        if let Some(prev) = young.map.insert(token.to_owned(), e) {
+            young.bytes = young.bytes.saturating_sub(prev.bytes);
+        }
     }
 
     /// Remember a verified token in both levels (the shared one unless the token is HMAC, or
     /// was just read from there).
     pub fn put(&self, fingerprint: &[u8; 32], token: &str, v: &Arc<VerifiedToken>) {
-        self.insert_local(token, Arc::clone(v));
+        self.insert_local(
+            token,
+            Entry {
+                token: Arc::clone(v),
+                bytes: entry_bytes(token, v),
+            },
+        );
         // The engine does not take provider tokens from the shared level (the entry does not
         // name the JWK): writing them there would be wasted work.
         if v.provider.is_some() {

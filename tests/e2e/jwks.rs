@@ -312,3 +312,153 @@ fn a_remote_provider_starts_in_kong_and_fetches_on_the_first_tick() {
     assert_eq!(upstream(&out, "x-credential-identifier"), Some("vec-rsa-1"));
     assert_eq!(server.fetches(), 1);
 }
+
+/// The JWKS answer for `keys`.
+fn keys_reply(keys: Vec<Value>) -> CalloutReply {
+    CalloutReply::json(200, &json!({ "keys": keys }).to_string())
+}
+
+/// CONTRACT.md section 1 (revision 2): an answer to an older fetch never replaces a key set
+/// published from a newer one. A slow scheduled refresh is dispatched; the IdP rotates (RSA out,
+/// EC in); an unknown-`kid` refetch is dispatched and answered with the rotated set; then the
+/// slow refresh lands with the old set. The removed key stays removed, in this worker (which
+/// had verified and cached an RSA token) and in another one.
+#[test]
+fn a_late_refresh_never_resurrects_a_removed_key() {
+    for profile in PROFILES {
+        let h = host(profile);
+        h.set_callout_handler(|_| CalloutReply::Manual);
+        let mut f = filter(&h, &remote_config(profile));
+        f.tick().unwrap();
+        let first = f.pending_root_callouts();
+        assert_eq!(first.len(), 1, "{profile:?}: the first fetch");
+        f.respond(first[0].token, keys_reply(vec![rsa()])).unwrap();
+        let out = run(&mut f, get("/").header("authorization", &rs256()));
+        assert_eq!(upstream(&out, "x-credential-identifier"), Some("vec-rsa-1"));
+        // The scheduled refresh starts, and is slow.
+        h.advance(Duration::from_secs(601));
+        f.tick().unwrap();
+        let slow = f.pending_root_callouts();
+        assert_eq!(slow.len(), 1, "{profile:?}: the scheduled refresh");
+        // A token with the new kid: refetched at once, answered with the rotated set.
+        let out = run(&mut f, get("/").header("authorization", &es256()));
+        assert!(
+            out.is_pending(),
+            "{profile:?}: waits for the refetch: {out:?}"
+        );
+        let refetch = f
+            .pending_callouts()
+            .into_iter()
+            .find(|c| !c.from_root)
+            .expect("the unknown-kid refetch");
+        let out = f.respond(refetch.token, keys_reply(vec![ec()])).unwrap();
+        assert_eq!(
+            upstream(&out, "x-credential-identifier"),
+            Some("vec-ec256-1")
+        );
+        // The slow refresh lands with the old set: dropped.
+        f.respond(slow[0].token, keys_reply(vec![rsa()])).unwrap();
+        let out = run(&mut f, get("/").header("authorization", &rs256()));
+        assert_message(&out, 401, "No credentials found for given 'kid'");
+        let out = run(&mut f, get("/").header("authorization", &es256()));
+        assert_eq!(
+            upstream(&out, "x-credential-identifier"),
+            Some("vec-ec256-1")
+        );
+        // Another worker reads the shared set: the rotated one.
+        let mut f2 = filter(&h, &remote_config(profile));
+        let out = run(&mut f2, get("/").header("authorization", &rs256()));
+        assert_message(&out, 401, "No credentials found for given 'kid'");
+        // Ticks (which re-read shared data) do not bring it back either.
+        f.tick().unwrap();
+        f2.tick().unwrap();
+        for w in [&mut f, &mut f2] {
+            let out = run(w, get("/").header("authorization", &rs256()));
+            assert_message(&out, 401, "No credentials found for given 'kid'");
+        }
+        assert!(f.pending_callouts().is_empty() && f2.pending_callouts().is_empty());
+        // The next refresh is newer than everything: it publishes as usual.
+        h.advance(Duration::from_secs(601));
+        f.tick().unwrap();
+        let next = f.pending_root_callouts();
+        assert_eq!(next.len(), 1, "{profile:?}: the next scheduled refresh");
+        f.respond(next[0].token, keys_reply(vec![rsa(), ec()]))
+            .unwrap();
+        let out = run(&mut f, get("/").header("authorization", &rs256()));
+        assert_eq!(upstream(&out, "x-credential-identifier"), Some("vec-rsa-1"));
+    }
+}
+
+/// The same race with the order reversed (the refresh answers first, then the refetch): both
+/// publish, the newer last.
+#[test]
+fn answers_in_order_both_publish() {
+    for profile in PROFILES {
+        let h = host(profile);
+        h.set_callout_handler(|_| CalloutReply::Manual);
+        let mut f = filter(&h, &remote_config(profile));
+        f.tick().unwrap();
+        let first = f.pending_root_callouts();
+        f.respond(first[0].token, keys_reply(vec![rsa()])).unwrap();
+        h.advance(Duration::from_secs(601));
+        f.tick().unwrap();
+        let slow = f.pending_root_callouts();
+        assert_eq!(slow.len(), 1);
+        let out = run(&mut f, get("/").header("authorization", &es256()));
+        assert!(out.is_pending());
+        let refetch = f
+            .pending_callouts()
+            .into_iter()
+            .find(|c| !c.from_root)
+            .unwrap();
+        f.respond(slow[0].token, keys_reply(vec![rsa()])).unwrap();
+        let out = f.respond(refetch.token, keys_reply(vec![ec()])).unwrap();
+        assert_eq!(
+            upstream(&out, "x-credential-identifier"),
+            Some("vec-ec256-1")
+        );
+        let out = run(&mut f, get("/").header("authorization", &rs256()));
+        assert_message(&out, 401, "No credentials found for given 'kid'");
+    }
+}
+
+/// CONTRACT.md section 1 (revision 2): `oct` keys of a fetched JWKS are ignored (the endpoint
+/// is public: anyone could sign with them). An HS256 token signed with the served secret is
+/// refused as for a kid the provider does not have; so is one without `kid`.
+#[test]
+fn remote_oct_keys_are_ignored() {
+    for profile in PROFILES {
+        let secret = "published-secret-0123456789abcdef";
+        let oct = json!({"kty": "oct", "kid": "sym-1", "alg": "HS256", "k": b64(secret)});
+        let oct_no_alg = json!({"kty": "oct", "kid": "sym-2", "k": b64(secret)});
+        let idp = idp(profile, vec![oct, oct_no_alg, rsa()]);
+        let mut f = filter(&idp.host, &remote_config(profile));
+        f.tick().unwrap();
+        let claims = json!({"iss": "bouncer-vectors", "sub": "attacker", "exp": NOW + 600});
+        for header in [
+            json!({"alg": "HS256", "kid": "sym-1"}),
+            json!({"alg": "HS256", "kid": "sym-2"}),
+            json!({"alg": "HS256"}),
+        ] {
+            let t = sign_hmac(&header, &claims, secret);
+            let out = run(&mut f, get("/").header("authorization", &bearer(&t)));
+            assert_message(&out, 401, "No credentials found for given 'kid'");
+        }
+        // The set's other keys work.
+        let out = run(&mut f, get("/").header("authorization", &rs256()));
+        assert_eq!(upstream(&out, "x-credential-identifier"), Some("vec-rsa-1"));
+        // A set of nothing but oct keys is no usable set.
+        let idp = idp_only_oct(profile, secret);
+        let mut f = filter(&idp.host, &remote_config(profile));
+        let t = sign_hmac(&json!({"alg": "HS256", "kid": "sym-1"}), &claims, secret);
+        let out = run(&mut f, get("/").header("authorization", &bearer(&t)));
+        assert_message(&out, 503, "Signing keys unavailable");
+    }
+}
+
+fn idp_only_oct(profile: Profile, secret: &str) -> Idp {
+    idp(
+        profile,
+        vec![json!({"kty": "oct", "kid": "sym-1", "alg": "HS256", "k": b64(secret)})],
+    )
+}

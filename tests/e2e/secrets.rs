@@ -189,7 +189,8 @@ fn cases(t: &Tokens) -> Vec<Case> {
         case("base64 secret", b(&t.b64), None, "", ""),
         case("RS256", b(&vector("valid_RS256")), None, "", ""),
         case("local JWKS", b(&t.oct), None, "", ""),
-        case("remote JWKS", b(&t.remote), None, "", ""),
+        // The remote JWKS publishes an `oct` key: ignored (CONTRACT.md revision 2).
+        case("remote JWKS oct key", b(&t.remote), Some(401), "kid", "-"),
         case("API key", key("/api/v1/orders", API_KEY), None, "", ""),
         case(
             "API key, cached",
@@ -302,8 +303,11 @@ fn services(profile: Profile) -> (Host, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let h = host(profile);
     let (authz_calls, jwks_calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (a, j) = (Arc::clone(&authz_calls), Arc::clone(&jwks_calls));
-    let jwks = json!({"keys": [{"kty": "oct", "kid": "remote-1", "k": b64(REMOTE_OCT_SECRET)}]})
-        .to_string();
+    let rsa: Value =
+        serde_json::from_str(&read_vector_file("keys/rsa2048_public.jwk.json")).unwrap();
+    let jwks =
+        json!({"keys": [{"kty": "oct", "kid": "remote-1", "k": b64(REMOTE_OCT_SECRET)}, rsa]})
+            .to_string();
     h.set_callout_handler(move |call| {
         if call.path() == "/jwks" {
             j.fetch_add(1, Ordering::SeqCst);

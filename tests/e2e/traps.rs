@@ -706,3 +706,84 @@ fn thousands_of_hostile_requests_no_trap_no_5xx_bounded_memory() {
     println!("{}", report.join("\n"));
     println!("{messages:#?}");
 }
+
+/// The per-worker verified-token cache's byte budget (`LOCAL_BUDGET` in src/glue/tokens.rs).
+const TOKEN_CACHE_BUDGET: usize = 8 << 20;
+/// Beyond the budget: the allocator's slack and what one request holds for a moment.
+const MEMORY_MARGIN: usize = 4 << 20;
+
+/// A valid HS256 token for `web-key`, padded to exactly-or-just-under `max_token_bytes` (8192)
+/// with a claim that costs the most once parsed: an array of zeros (2 bytes of JSON each, a
+/// whole `serde_json::Value` each in memory).
+fn padded_token(i: usize) -> String {
+    let make = |n: usize| {
+        let mut c = claims("web-key");
+        c["jti"] = json!(format!("pad-{i:08}"));
+        c["pad"] = json!(vec![0; n]);
+        hs256(c)
+    };
+    // The length does not depend on `i` (fixed-width `jti`): search once.
+    static ZEROS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let n = *ZEROS.get_or_init(|| {
+        let (mut lo, mut hi) = (0_usize, 8192_usize);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if make(mid).len() <= 8192 {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
+    });
+    make(n)
+}
+
+/// CONTRACT.md section 1 (revision 2): tokens padded to `max_token_bytes` cannot grow a
+/// worker's memory past the token cache's byte budget. (Before it, 8,192 such entries could
+/// hold ~900 MiB: the entry count was the only bound.)
+#[test]
+fn padded_tokens_cannot_grow_memory_past_the_cache_budget() {
+    let n: usize = std::env::var("BOUNCER_PADDED_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1500);
+    for profile in PROFILES {
+        let h = host(profile);
+        let mut f = filter(&h, &base_config());
+        let t = padded_token(0);
+        assert!(t.len() > 8100 && t.len() <= 8192, "{}", t.len());
+        let out = run(&mut f, get("/").header("authorization", &bearer(&t)));
+        assert!(out.is_allowed(), "{out:?}");
+        let start = f.memory_size();
+        let mut ceiling = start;
+        for i in 1..=n {
+            let out = run(
+                &mut f,
+                get("/").header("authorization", &bearer(&padded_token(i))),
+            );
+            assert!(out.is_allowed(), "{profile:?} #{i}: {out:?}");
+            ceiling = ceiling.max(f.memory_size());
+        }
+        // The last ones are still cached (served without verifying: no new cache miss).
+        let misses = h.metric("bouncer_token_cache_misses");
+        let out = run(
+            &mut f,
+            get("/").header("authorization", &bearer(&padded_token(n))),
+        );
+        assert!(out.is_allowed());
+        assert_eq!(h.metric("bouncer_token_cache_misses"), misses);
+        println!(
+            "{profile:?}: {n} distinct tokens of {} bytes: memory {} KiB after the first, ceiling {} KiB (+{} KiB; budget {} KiB)",
+            t.len(),
+            start / 1024,
+            ceiling / 1024,
+            (ceiling - start) / 1024,
+            TOKEN_CACHE_BUDGET / 1024
+        );
+        assert!(
+            ceiling - start <= TOKEN_CACHE_BUDGET + MEMORY_MARGIN,
+            "{profile:?}: memory grew from {start} to {ceiling}"
+        );
+    }
+}
