@@ -70,6 +70,12 @@ pub trait Env {
     fn decision(&self, _cache_key: &[u8; 32]) -> Option<crate::authz::Decision> {
         None
     }
+    /// The host the client asked for, where the host knows it better than `:authority`:
+    /// ngx_wasm_module's `:authority` is the nginx server's name and port, the client's host
+    /// is its `Host` header. `None`: use `:authority`.
+    fn client_host(&self) -> Option<String> {
+        None
+    }
 }
 
 /// No remote keys and no cache (tests, or a policy without remote providers).
@@ -444,10 +450,12 @@ pub fn evaluate(
     // 6. The authorization callout.
     match &policy.authz {
         Some(cfg) if !skip => {
+            let client_host = env.client_host();
             let input = crate::authz::CalloutInput {
                 method: req.method,
-                host: req
-                    .header(":authority")
+                host: client_host
+                    .as_deref()
+                    .or_else(|| req.header(":authority"))
                     .or_else(|| req.header("host"))
                     .unwrap_or_default(),
                 path: path_only,

@@ -35,6 +35,8 @@ struct Worker {
     /// location declares (`$bouncer_consumer_id` ...), which `proxy_set_header` sends instead
     /// of any client copy. Probed once per worker, in its first allowed request.
     ngx_vars: std::cell::OnceCell<Vec<String>>,
+    /// Whether the host is nginx (Kong): it has `ngx.*` properties. Probed once, in a request.
+    nginx: std::cell::OnceCell<bool>,
 }
 
 impl Worker {
@@ -158,6 +160,7 @@ impl RootContext for Root {
             tokens: tokens::TokenCache::default(),
             fingerprint: sha256(text.as_bytes()),
             ngx_vars: std::cell::OnceCell::new(),
+            nginx: std::cell::OnceCell::new(),
         }));
         log::info!("bouncer: configuration loaded");
         if has_remote {
@@ -211,6 +214,20 @@ impl Env for WorkerKeys<'_> {
     fn remember(&self, token: &str, verified: &std::sync::Arc<VerifiedToken>) {
         let w = self.worker;
         w.tokens.put(&w.fingerprint, token, verified);
+    }
+
+    fn client_host(&self) -> Option<String> {
+        // Kong (nginx): the Host header, as nginx's $http_host. Only nginx has `ngx.*`
+        // properties: probed once per worker.
+        let nginx = *self
+            .worker
+            .nginx
+            .get_or_init(|| hostio::ngx_var("hostname").is_some());
+        if !nginx {
+            return None;
+        }
+        let host = hostio::ngx_var("http_host")?;
+        String::from_utf8(host).ok().filter(|h| !h.is_empty())
     }
 
     fn decision(&self, cache_key: &[u8; 32]) -> Option<Decision> {

@@ -1710,3 +1710,54 @@ fn thousands_of_cookies_answer_as_two_and_cheaply() {
         // timed here: these machines are shared and noisy.
     }
 }
+
+/// Issue 12: an underscore copy of a header the authorization service may set
+/// (`X_Allowed_Fields` for `x-allowed-fields`) never reaches the upstream beside the service's
+/// value, and with the real one it is a duplicate.
+#[test]
+fn underscore_copies_of_authz_headers_never_reach_the_upstream() {
+    for profile in PROFILES {
+        let h = host(profile);
+        h.set_callout_handler(|_| {
+            CalloutReply::json(
+                200,
+                r#"{"result": {"allow": true, "headers": {"x-allowed-fields": "name"}}}"#,
+            )
+        });
+        let cfg = with(
+            base_config(),
+            json!({"authz": {"upstream": authz_upstream(profile), "path": "/authz",
+                             "allowed_headers": ["x-allowed-fields"]}}),
+        );
+        let mut f = filter(&h, &cfg);
+        let t = bearer(&hs256(claims("web-key")));
+        for spelling in ["X_Allowed_Fields", "x-allowed_fields", "x_allowed-fields"] {
+            let out = run(
+                &mut f,
+                get("/api")
+                    .header("authorization", &t)
+                    .header(spelling, "name,email,ssn"),
+            );
+            assert_eq!(
+                upstream(&out, "x-allowed-fields"),
+                Some("name"),
+                "{profile:?}"
+            );
+            assert!(
+                out.request_headers
+                    .get_all(spelling)
+                    .iter()
+                    .all(|v| v.is_empty()),
+                "{profile:?} {spelling}: {out:?}"
+            );
+            let out = run(
+                &mut f,
+                get("/api")
+                    .header("authorization", &t)
+                    .header("x-allowed-fields", "")
+                    .header(spelling, "name,email,ssn"),
+            );
+            assert_message(&out, 400, "Duplicate header 'x-allowed-fields'");
+        }
+    }
+}

@@ -455,6 +455,9 @@ fn builtin_property(s: &State, path: &[u8]) -> Option<Vec<u8>> {
             .split_once('?')
             .map(|(_, q)| q.to_string())
             .unwrap_or_default(),
+        // nginx's $http_host (the Host header) and $hostname; Envoy has no `ngx.*`.
+        "ngx.http_host" if s.kong() => req("host")?,
+        "ngx.hostname" if s.kong() => "kong".to_string(),
         _ => return None,
     };
     Some(v.into_bytes())

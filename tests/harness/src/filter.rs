@@ -594,7 +594,11 @@ impl Filter {
                 phase: Phase::RequestHeaders,
                 paused: false,
                 resume: false,
-                req_headers: request.headers,
+                req_headers: if self.host.profile() == Profile::Kong {
+                    kong_request_headers(request.headers)
+                } else {
+                    request.headers
+                },
                 req_body: request.body,
                 resp_headers: Vec::new(),
                 resp_body: Vec::new(),
@@ -756,6 +760,30 @@ impl Filter {
     pub fn poisoned(&self) -> Option<&str> {
         self.poisoned.as_deref()
     }
+}
+
+/// The name and port of the nginx `server` the harness's Kong requests arrive at: what
+/// ngx_wasm_module gives as `:authority` (the server's `server_name`, else the machine's host
+/// name, and the local port), whatever the client's `Host` says.
+pub const KONG_AUTHORITY: &str = "kong:8000";
+
+/// Kong: the request as ngx_wasm_module presents it. The client's host is the `host` header
+/// (nginx keeps it among the headers, first after the pseudo-headers, as clients send it);
+/// `:authority` is the server's name and port ([`KONG_AUTHORITY`]).
+fn kong_request_headers(mut headers: Vec<(String, String)>) -> Vec<(String, String)> {
+    if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        return headers;
+    }
+    let Some(i) = headers.iter().position(|(k, _)| k == ":authority") else {
+        return headers;
+    };
+    let host = std::mem::replace(&mut headers[i].1, KONG_AUTHORITY.to_string());
+    let at = headers
+        .iter()
+        .position(|(k, _)| !k.starts_with(':'))
+        .unwrap_or(headers.len());
+    headers.insert(at, ("host".to_string(), host));
+    headers
 }
 
 /// Kong: the request headers nginx sends upstream, after the location's `set` (when it runs
