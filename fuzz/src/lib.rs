@@ -2,7 +2,8 @@
 //! so a missing `tests/vectors` fails the build, not the run) and the contract oracle
 //! (CONTRACT.md section 2) that turns a wrong answer into a crash libFuzzer reports.
 
-use bouncer::config::Policy;
+use bouncer::access::ambiguous_path;
+use bouncer::config::{canonical_header, Policy};
 use bouncer::credentials;
 use bouncer::engine::{evaluate, Allowed, Env, Outcome, RemoteKeys, RequestView, Signals};
 use bouncer::jwks::KeySet;
@@ -83,6 +84,22 @@ pub fn configs() -> Vec<Value> {
             "forward_payload_header": "x-jwt-payload",
             "revocations": {"jti": ["revoked"], "subjects_issued_before": {"old": 1_790_000_000}}
         }),
+        // A self-signed partner (its own secret): its claims grant and prove nothing.
+        json!({
+            "consumers": [
+                {"username": "own", "groups": ["first-party"],
+                 "jwt_secrets": [{"key": "fuzz-key", "algorithm": "HS256", "secret": SECRET}]},
+                {"username": "partner", "self_signed": true, "groups": ["partners"],
+                 "jwt_secrets": [{"key": "partner-key", "algorithm": "HS512", "secret": SECRET}],
+                 "keyauth_credentials": [{"id": "k1", "key_sha256": sha256_hex("fuzz-api-key")}]}
+            ],
+            "uri_param_names": ["jwt", "token"],
+            "key_names": ["apikey", "x-api-key"],
+            "permissions": {"view": [{"methods": ["GET"], "path": "/api/.*"}],
+                            "admin": [{"methods": ["*"], "path": "/.*"}]},
+            "authz": {"upstream": "authz", "path": "/allow", "skip_groups": ["first-party"]},
+            "claims_to_headers": [{"claim": "sub", "header": "x-user-id"}]
+        }),
         json!({
             "key_claim_name": "kid",
             "claims_to_verify": [],
@@ -127,6 +144,45 @@ fn has_control(v: &str) -> bool {
     v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
 }
 
+/// The reserved name a client header counts as (CONTRACT.md section 3: case ignored, every
+/// `_` read as `-`), if any.
+fn reserved_as(p: &Policy, name: &str) -> Option<String> {
+    let c = canonical_header(name);
+    p.reserved.contains(&c).then_some(c)
+}
+
+/// The names of the path-parameter and credential query parameters (percent-decoded).
+fn credential_params(p: &Policy) -> Vec<String> {
+    p.uri_param_names
+        .iter()
+        .chain(p.key_names.iter())
+        .cloned()
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn check_allowed(p: &Policy, headers: &[(String, String)], a: &Allowed) {
     for (n, v) in &a.edits.set {
         assert!(
@@ -138,10 +194,41 @@ fn check_allowed(p: &Policy, headers: &[(String, String)], a: &Allowed) {
         }
     }
     for (n, _) in headers {
-        if p.reserved.contains(n) {
-            assert!(a.edits.clear.contains(n), "reserved header {n} not cleared");
+        if reserved_as(p, n).is_some() {
+            assert!(
+                a.edits.clear.contains(n) || a.edits.set.iter().any(|(s, _)| s == n),
+                "reserved header {n} not cleared"
+            );
         }
     }
+}
+
+/// A path-based decision was needed for this consumer (route rules, local permissions or
+/// the callout): then an ambiguous path can never get through (CONTRACT.md section 2).
+fn path_decision_needed(p: &Policy, username: &str) -> bool {
+    let Some(c) = p.consumers.iter().find(|c| c.username == username) else {
+        return false;
+    };
+    let skip = c.in_any(&p.skip_groups);
+    c.routes.is_restricted() || (!skip && (p.permissions.is_some() || p.authz.is_some()))
+}
+
+/// A self-signed consumer got past local permissions (its permissions claim grants nothing,
+/// so only `skip_groups` could let it through).
+fn self_signed_granted(p: &Policy, username: &str) -> bool {
+    p.consumers.iter().any(|c| {
+        c.username == username
+            && c.self_signed
+            && p.permissions.is_some()
+            && !c.in_any(&p.skip_groups)
+    })
+}
+
+fn path_of(headers: &[(String, String)]) -> &str {
+    headers
+        .iter()
+        .find(|(k, _)| k == ":path")
+        .map_or("", |(_, v)| v.as_str())
 }
 
 /// Panics unless `o` is an answer the contract allows for this request.
@@ -152,19 +239,52 @@ pub fn check_outcome(p: &Policy, headers: &[(String, String)], o: &Outcome) {
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect();
     let headers = &lowered[..];
-    let dup = headers
-        .iter()
-        .map(|(n, _)| n)
-        .find(|n| p.reserved.contains(n) && headers.iter().filter(|(m, _)| m == *n).count() > 1);
+    // The first header (request order) whose reserved header comes more than once, in any
+    // spelling.
+    let dup = headers.iter().find_map(|(n, _)| {
+        let r = reserved_as(p, n)?;
+        (headers
+            .iter()
+            .filter(|(m, _)| reserved_as(p, m).as_deref() == Some(r.as_str()))
+            .count()
+            > 1)
+        .then_some(r)
+    });
+    let dup = dup.as_ref();
+    let (path_only, _) = path_of(headers)
+        .split_once('?')
+        .unwrap_or((path_of(headers), ""));
+    let ambiguous = ambiguous_path(path_only);
     match o {
         Outcome::Allow(a) => {
             assert!(dup.is_none(), "duplicate reserved header allowed");
             check_allowed(p, headers, a);
+            if let Some(u) = &a.consumer {
+                assert!(!self_signed_granted(p, u), "self-signed {u} granted by its claim");
+                assert!(
+                    !(ambiguous && path_decision_needed(p, u)),
+                    "ambiguous path {path_only:?} allowed for {u}"
+                );
+            }
         }
         Outcome::Callout(c) => {
             assert!(dup.is_none() && p.authz.is_some());
+            if let Some(u) = &c.allowed.consumer {
+                assert!(!self_signed_granted(p, u), "self-signed {u} granted by its claim");
+            }
+            assert!(!ambiguous, "ambiguous path {path_only:?} sent to the callout");
             check_allowed(p, headers, &c.allowed);
-            let _: Value = serde_json::from_str(&c.body).expect("callout body is JSON");
+            let body: Value = serde_json::from_str(&c.body).expect("callout body is JSON");
+            let input = &body["input"];
+            assert_eq!(input["path"].as_str(), Some(path_only), "{body}");
+            let query = input["query"].as_str().expect("query is a string");
+            for part in query.split('&').filter(|q| !q.is_empty()) {
+                let name = percent_decode(part.split('=').next().unwrap_or(""));
+                assert!(
+                    !credential_params(p).contains(&name),
+                    "credential parameter {name:?} sent to the callout: {query:?}"
+                );
+            }
         }
         Outcome::WaitForKeys(i) => assert!(*i < p.providers.len()),
         Outcome::Deny(d) => {
