@@ -1577,7 +1577,7 @@ fn istio_example_fits_istio() {
     let plugins = docs_of(&docs, "extensions.istio.io/v1alpha1", "WasmPlugin");
     assert_eq!(plugins.len(), 1);
     let spec = &plugins[0]["spec"];
-    // The fields of istio.extensions.v1alpha1.WasmPlugin (Istio 1.22 to 1.28).
+    // The fields of istio.extensions.v1alpha1.WasmPlugin (recent Istio releases).
     only_fields(
         "WasmPlugin.spec",
         spec,
@@ -1795,4 +1795,43 @@ fn higress_example_fits_higress() {
         .expect_err("the filter now accepts Higress's `_rules_`: update envoy/README.md");
     assert!(e.to_string().contains("_rules_"), "{e}");
     assert!(schema_check(&validator(), &with_rules).is_err());
+}
+
+/// Kong 3.9's filter-as-plugin example (`plugins:` instead of `filter_chains:`): the same
+/// checks as kong.yml's filter chain.
+#[test]
+fn kong_plugin_style_example_passes_the_filter_and_the_schema() {
+    let rel = "kong/kong-3.9-plugins.yml";
+    let doc = read_yaml(rel);
+    assert_eq!(doc["_format_version"], "3.0");
+    assert!(
+        doc["services"][0].get("filter_chains").is_none(),
+        "{rel}: the plugin style only"
+    );
+    let configs = kong_configs(rel);
+    assert_eq!(configs.len(), 1, "{rel}: one bouncer plugin");
+    let v = validator();
+    let host_port = regex_lite::Regex::new(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$").unwrap();
+    for c in &configs {
+        assert!(c.origin.contains(".plugins[0]"), "{}", c.origin);
+        if let Err(e) = Policy::from_json(&c.json) {
+            panic!("{}: the filter rejects it: {e}", c.origin);
+        }
+        let value: Value = serde_json::from_str(&c.json).unwrap();
+        if let Err(e) = schema_check(&v, &value) {
+            panic!("{}: the schema rejects it: {e}", c.origin);
+        }
+        for t in callout_targets(&c.json) {
+            assert!(
+                host_port.is_match(&t),
+                "{}: '{t}' is not host:port",
+                c.origin
+            );
+        }
+        walk(&value, "", &mut |path, x| {
+            if x.as_array().is_some_and(Vec::is_empty) {
+                panic!("{}: empty list at {path}", c.origin);
+            }
+        });
+    }
 }

@@ -287,3 +287,47 @@ fn kubernetes_examples_load_and_serve() {
         assert_eq!(h.metric("bouncer_authz_calls"), Some(1), "{file}");
     }
 }
+
+/// Kong 3.9's filter-as-plugin example loads into the .wasm under Kong's profile (with the
+/// shipped kong.conf's shared-memory zone) and serves: 401 without a credential, the web app
+/// and the reporting bot (through the authorization service at its host:port) allowed.
+#[test]
+fn kong_plugin_style_example_loads_and_serves() {
+    use bouncer_harness::{CalloutReply, Host};
+    let doc: serde_yaml::Value = serde_yaml::from_str(&kong_file("kong-3.9-plugins.yml")).unwrap();
+    let doc: Value = serde_json::to_value(doc).unwrap();
+    let entry = &doc["services"][0]["plugins"][0];
+    assert_eq!(entry["name"], "bouncer");
+    let cfg = entry["config"].clone();
+    let h = Host::kong_with_conf(&kong_file("kong.conf")).at_unix(NOW);
+    h.set_callout_handler(|c| {
+        assert_eq!(c.upstream, "127.0.0.1:8181");
+        CalloutReply::json(200, r#"{"result": true}"#)
+    });
+    let mut f = filter(&h, &cfg);
+    let out = run(&mut f, get("/api/v1/orders"));
+    assert_eq!(out.status(), Some(401), "{out:?}");
+    let token = sign_hmac(
+        &serde_json::json!({"alg": "HS256", "typ": "JWT"}),
+        &serde_json::json!({"iss": "web-app-2026", "sub": "user-17",
+                            "iat": NOW - 10, "exp": NOW + 600}),
+        cfg["consumers"][0]["jwt_secrets"][0]["secret"]
+            .as_str()
+            .unwrap(),
+    );
+    let out = run(
+        &mut f,
+        get("/api/v1/orders").header("authorization", &bearer(&token)),
+    );
+    assert!(out.is_allowed(), "{out:?}");
+    let out = run(
+        &mut f,
+        get("/api/v1/reports/daily").header("apikey", "bk_live_reporting_7f3c9a1e5d2b4f60"),
+    );
+    assert!(out.is_allowed(), "{out:?}");
+    assert_eq!(
+        out.request_headers.get_all("x-consumer-username"),
+        vec!["reporting-bot"]
+    );
+    assert_eq!(h.metric("bouncer_authz_calls"), Some(1));
+}
