@@ -9,7 +9,7 @@ all: build
 
 ## setup: install the wasm target and clang (ring compiles C for wasm32; once per machine),
 ##        and Envoy's v3 API for Python (tests/envoy_api.rs checks envoy/envoy.yaml with it)
-ENVOY_API_PIP := envoy-data-plane==2.2.0 pyyaml==6.0.3
+ENVOY_API_PIP := envoy-data-plane==2.2.0 betterproto2==0.9.1 pydantic==2.13.4 pyyaml==6.0.3
 setup:
 	rustup target add $(TARGET)
 	@command -v clang >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq clang; }

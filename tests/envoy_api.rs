@@ -15,7 +15,7 @@ fn root() -> PathBuf {
 }
 
 /// What .ci/run and `make setup` install.
-const PINNED: &str = "envoy-data-plane==2.2.0 pyyaml==6.0.3";
+const PINNED: &str = "envoy-data-plane==2.2.0 betterproto2==0.9.1 pydantic==2.13.4 pyyaml==6.0.3";
 
 fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())

@@ -31,8 +31,9 @@ try:
     from envoy_data_plane.envoy.config.bootstrap.v3 import Bootstrap
     from envoy_data_plane.google.protobuf import Any as PbAny, StringValue
 except ImportError as e:  # pragma: no cover
-    print(f"check_envoy_api: envoy-data-plane is not installed ({e}); "
-          "pip install envoy-data-plane==2.2.0 pyyaml", file=sys.stderr)
+    print(f"check_envoy_api: a package it needs is not installed ({e}); "
+          "pip install envoy-data-plane==2.2.0 betterproto2==0.9.1 pydantic==2.13.4 pyyaml==6.0.3",
+          file=sys.stderr)
     sys.exit(3)
 
 # The extension types the shipped files use: type URL -> module defining it. Importing a module
