@@ -3,16 +3,19 @@ CARGO  ?= cargo
 TARGET := wasm32-wasip1
 WASM   := $(or $(CARGO_TARGET_DIR),target)/$(TARGET)/release/bouncer.wasm
 
-.PHONY: all build test lint fmt clean setup dist fuzz run bench
+.PHONY: all build test lint fmt clean setup dist oci fuzz run bench
 
 all: build
 
-## setup: install the wasm target, clippy and rustfmt (make lint), and clang (ring compiles C
-##        for wasm32); once per machine
+## setup: install the wasm target, clippy and rustfmt (make lint), clang (ring compiles C
+##        for wasm32) and Envoy's v3 API for Python (tests/envoy_api.rs checks envoy/envoy.yaml
+##        with it); once per machine
+ENVOY_API_PIP := envoy-data-plane==2.2.0 betterproto2==0.9.1 pydantic==2.13.4 pyyaml==6.0.3
 setup:
 	rustup target add $(TARGET)
 	rustup component add clippy rustfmt
 	@command -v clang >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq clang; }
+	python3 -m pip install -q --disable-pip-version-check $(ENVOY_API_PIP)
 
 ## build: the release filter, target/wasm32-wasip1/release/bouncer.wasm
 build:
@@ -62,6 +65,17 @@ dist:
 	fi
 	cp kong/bouncer.meta.json dist/bouncer.meta.json
 	@ls -l $(DIST_WASM) dist/bouncer.wasm | awk '{print $$9 ": " $$5 " bytes"}'
+
+## oci: dist/bouncer.wasm (as `make dist` makes it) as an OCI image: the layout directory
+##      dist/oci/ and its tarball dist/bouncer-oci.tar (tools/oci, bouncer-oci), tagged
+##      OCI_TAG; prints the image digest. One layer with plugin.wasm: the image format Istio,
+##      Envoy Gateway and Higress pull (envoy/README.md). Push it with e.g.
+##      skopeo copy oci:dist/oci:$(OCI_TAG) docker://REGISTRY/bouncer:$(OCI_TAG)
+OCI_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+OCI_TAG     ?= $(OCI_VERSION)
+oci: dist
+	$(CARGO) run -q -p bouncer-oci -- --wasm dist/bouncer.wasm \
+		--layout dist/oci --archive dist/bouncer-oci.tar --tag $(OCI_TAG) --version $(OCI_VERSION)
 
 ## fuzz: run each cargo-fuzz target in fuzz/ for FUZZ_SECONDS (default 60), after seeding
 ##       fuzz/corpus from tests/vectors; installs cargo-fuzz if missing. Works on stable

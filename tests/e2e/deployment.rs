@@ -178,3 +178,175 @@ fn shipped_partners_are_self_signed() {
         }
     }
 }
+
+/// The Kubernetes examples beside envoy.yaml, each filter configuration as its host hands it
+/// to the filter: Istio's `WasmPlugin.spec.pluginConfig`, Envoy Gateway's
+/// `EnvoyExtensionPolicy.spec.wasm[].config`, Higress's `WasmPlugin.spec.defaultConfig`.
+fn kubernetes_configs() -> Vec<(&'static str, Value)> {
+    use serde::Deserialize as _;
+    let mut out = Vec::new();
+    for (file, api, kind, pointer) in [
+        (
+            "istio-wasmplugin.yaml",
+            "extensions.istio.io/v1alpha1",
+            "WasmPlugin",
+            "/spec/pluginConfig",
+        ),
+        (
+            "envoy-gateway.yaml",
+            "gateway.envoyproxy.io/v1alpha1",
+            "EnvoyExtensionPolicy",
+            "/spec/wasm/0/config",
+        ),
+        (
+            "higress-wasmplugin.yaml",
+            "extensions.higress.io/v1alpha1",
+            "WasmPlugin",
+            "/spec/defaultConfig",
+        ),
+    ] {
+        let text = std::fs::read_to_string(format!("{}/envoy/{file}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let v = serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap();
+            if v["apiVersion"] == api && v["kind"] == kind {
+                let cfg = v.pointer(pointer).cloned();
+                out.push((file, cfg.unwrap_or_else(|| panic!("{file}: no {pointer}"))));
+            }
+        }
+    }
+    out
+}
+
+/// Each Kubernetes example's configuration loads into the .wasm (Envoy profile: callouts name
+/// clusters) and serves: 401 without a credential, the web app's token allowed without a
+/// callout, the reporting bot's API key allowed by the authorization service reached through
+/// the cluster name that host gives it (Istio and Higress `outbound|8181||…`, Envoy Gateway the
+/// patched-in `authz`), with the configured `:authority`.
+#[test]
+fn kubernetes_examples_load_and_serve() {
+    use bouncer_harness::{CalloutReply, Host};
+    use std::sync::{Arc, Mutex};
+    let configs = kubernetes_configs();
+    assert_eq!(configs.len(), 3, "Istio, Envoy Gateway and Higress");
+    for (file, cfg) in configs {
+        let authz = cfg["authz"]["upstream"].as_str().unwrap().to_owned();
+        let authority = cfg["authz"]["authority"].as_str().unwrap().to_owned();
+        let h = Host::new(Profile::Envoy).at_unix(NOW);
+        h.add_cluster(&authz);
+        for p in cfg["jwks_providers"].as_array().into_iter().flatten() {
+            h.add_cluster(p["upstream"].as_str().unwrap());
+        }
+        let calls: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let seen = calls.clone();
+        let authz_cluster = authz.clone();
+        h.set_callout_handler(move |c| {
+            let a = c.headers.get(":authority").unwrap_or_default().to_owned();
+            seen.lock().unwrap().push((c.upstream.clone(), a));
+            if c.upstream == authz_cluster {
+                CalloutReply::json(200, r#"{"result": true}"#)
+            } else {
+                CalloutReply::json(200, r#"{"keys": []}"#)
+            }
+        });
+        let mut f = filter(&h, &cfg);
+
+        let out = run(&mut f, get("/api/v1/orders"));
+        assert_eq!(out.status(), Some(401), "{file}: {out:?}");
+
+        let web = cfg["consumers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["username"] == "web-app")
+            .unwrap();
+        let secret = &web["jwt_secrets"][0];
+        let token = sign_hmac(
+            &serde_json::json!({"alg": "HS256", "typ": "JWT"}),
+            &serde_json::json!({"iss": secret["key"], "sub": "user-17",
+                                "iat": NOW - 10, "exp": NOW + 600}),
+            secret["secret"].as_str().unwrap(),
+        );
+        let before = calls.lock().unwrap().len();
+        let out = run(
+            &mut f,
+            get("/api/v1/orders").header("authorization", &bearer(&token)),
+        );
+        assert!(out.is_allowed(), "{file}: {out:?}");
+        assert_eq!(
+            out.request_headers.get_all("x-consumer-username"),
+            vec!["web-app"],
+            "{file}"
+        );
+        assert!(
+            !calls.lock().unwrap()[before..]
+                .iter()
+                .any(|(u, _)| *u == authz),
+            "{file}: first-party skips the authorization service"
+        );
+
+        let out = run(
+            &mut f,
+            get("/api/v1/reports/daily").header("apikey", "bk_live_reporting_7f3c9a1e5d2b4f60"),
+        );
+        assert!(out.is_allowed(), "{file}: {out:?}");
+        assert_eq!(
+            out.request_headers.get_all("x-consumer-username"),
+            vec!["reporting-bot"],
+            "{file}"
+        );
+        assert!(
+            calls
+                .lock()
+                .unwrap()
+                .contains(&(authz.clone(), authority.clone())),
+            "{file}: no callout to {authz} with :authority {authority}: {:?}",
+            calls.lock().unwrap()
+        );
+        assert_eq!(h.metric("bouncer_authz_calls"), Some(1), "{file}");
+    }
+}
+
+/// Kong 3.9's filter-as-plugin example loads into the .wasm under Kong's profile (with the
+/// shipped kong.conf's shared-memory zone) and serves: 401 without a credential, the web app
+/// and the reporting bot (through the authorization service at its host:port) allowed.
+#[test]
+fn kong_plugin_style_example_loads_and_serves() {
+    use bouncer_harness::{CalloutReply, Host};
+    let doc: serde_yaml::Value = serde_yaml::from_str(&kong_file("kong-3.9-plugins.yml")).unwrap();
+    let doc: Value = serde_json::to_value(doc).unwrap();
+    let entry = &doc["services"][0]["plugins"][0];
+    assert_eq!(entry["name"], "bouncer");
+    let cfg = entry["config"].clone();
+    let h = Host::kong_with_conf(&kong_file("kong.conf")).at_unix(NOW);
+    h.set_callout_handler(|c| {
+        assert_eq!(c.upstream, "127.0.0.1:8181");
+        CalloutReply::json(200, r#"{"result": true}"#)
+    });
+    let mut f = filter(&h, &cfg);
+    let out = run(&mut f, get("/api/v1/orders"));
+    assert_eq!(out.status(), Some(401), "{out:?}");
+    let token = sign_hmac(
+        &serde_json::json!({"alg": "HS256", "typ": "JWT"}),
+        &serde_json::json!({"iss": "web-app-2026", "sub": "user-17",
+                            "iat": NOW - 10, "exp": NOW + 600}),
+        cfg["consumers"][0]["jwt_secrets"][0]["secret"]
+            .as_str()
+            .unwrap(),
+    );
+    let out = run(
+        &mut f,
+        get("/api/v1/orders").header("authorization", &bearer(&token)),
+    );
+    assert!(out.is_allowed(), "{out:?}");
+    let out = run(
+        &mut f,
+        get("/api/v1/reports/daily").header("apikey", "bk_live_reporting_7f3c9a1e5d2b4f60"),
+    );
+    assert!(out.is_allowed(), "{out:?}");
+    assert_eq!(
+        out.request_headers.get_all("x-consumer-username"),
+        vec!["reporting-bot"]
+    );
+    assert_eq!(h.metric("bouncer_authz_calls"), Some(1));
+}
