@@ -3,7 +3,7 @@
 
 use crate::config::{AuthzCallout, Consumer, Policy};
 use crate::credentials;
-use crate::engine::{Allowed, Denial, Outcome};
+use crate::decision::{Allowed, Denial, Outcome};
 use bouncer_crypto::sha256;
 use serde_json::{json, Map, Value};
 

@@ -19,6 +19,7 @@ pub mod access;
 pub mod authz;
 pub mod config;
 pub mod credentials;
+pub mod decision;
 pub mod engine;
 pub mod jwks;
 pub mod jwt;
