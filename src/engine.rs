@@ -3,7 +3,12 @@
 //! revocation -> ACL and routes -> permissions -> (callout) -> the headers for the upstream.
 //!
 //! [`evaluate`] is a function of the policy, a view of the request, the time and the remote
-//! key sets; it returns an [`Outcome`] that the glue applies with host calls.
+//! key sets; it returns an [`Outcome`] that the glue applies with host calls. Each stage is a
+//! function named for it, called in order by `pipeline`.
+
+// Stages return `Result<_, Outcome>`: the `Err` is the outcome that ends the request early,
+// moved once to the glue. Boxing it would allocate on every denial for nothing.
+#![allow(clippy::result_large_err)]
 
 use crate::config::{Acl, Consumer, KeySource, Policy};
 use crate::credentials::{self, Location};
@@ -204,58 +209,110 @@ pub fn evaluate(
     signals: &mut Signals,
 ) -> Outcome {
     // Header names are compared in lowercase: Kong hands them over as the client wrote them.
-    let lowered: Vec<(String, String)>;
-    let view;
-    let req = if req
-        .headers
+    let lowered;
+    let req = match lowercase_names(req) {
+        Some(headers) => {
+            lowered = headers;
+            RequestView {
+                headers: &lowered,
+                ..*req
+            }
+        }
+        None => *req,
+    };
+    match pipeline(policy, &req, now, env, signals) {
+        Ok(outcome) | Err(outcome) => outcome,
+    }
+}
+
+/// The stages in order; an `Err` is an outcome that ends the request early.
+fn pipeline(
+    policy: &Policy,
+    req: &RequestView<'_>,
+    now: f64,
+    env: &dyn Env,
+    signals: &mut Signals,
+) -> Result<Outcome, Outcome> {
+    let mut edits = reserved_headers(policy, req)?;
+    if preflight_bypass(policy, req) {
+        return Ok(Outcome::Allow(Allowed {
+            edits,
+            consumer: None,
+        }));
+    }
+    let presented = credentials::extract(policy, req.headers, req.path);
+    let auth = authenticate(policy, &presented, now, env, signals);
+    let id = identify(policy, auth)?;
+    let (path_only, query) = credentials::split_path(req.path);
+    let skip = id.consumer.in_any(&policy.skip_groups);
+    let claims = id.token.as_ref().map(|t| &t.claims);
+    let perms = access(policy, &id, skip, req.method, path_only)?;
+    upstream_headers(policy, &id, &mut edits.set);
+    hide_credentials(policy, req, &presented, &id, &mut edits)?;
+    let allowed = Allowed {
+        edits,
+        consumer: Some(id.consumer.username.clone()),
+    };
+    if skip {
+        return Ok(Outcome::Allow(allowed));
+    }
+    let call = Request {
+        method: req.method,
+        path: path_only,
+        query,
+        authority: req.header(":authority").or_else(|| req.header("host")),
+    };
+    Ok(callout(policy, env, &id, &perms, claims, &call, allowed))
+}
+
+/// Header names in lowercase, when any is not (`None`: the view is fine as it is).
+fn lowercase_names(req: &RequestView<'_>) -> Option<Vec<(String, String)>> {
+    req.headers
         .iter()
         .any(|(k, _)| k.bytes().any(|b| b.is_ascii_uppercase()))
-    {
-        lowered = req
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-            .collect();
-        view = RequestView {
-            headers: &lowered,
-            ..*req
-        };
-        &view
-    } else {
-        req
-    };
+        .then(|| {
+            req.headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect()
+        })
+}
 
-    // 1. Reserved headers (any spelling): a duplicate is a 400; every copy is cleared.
-    let mut edits = Edits::default();
+/// Stage 1: reserved headers, in any spelling. A duplicate is a 400; every copy is to be
+/// cleared.
+fn reserved_headers(policy: &Policy, req: &RequestView<'_>) -> Result<Edits, Outcome> {
     match client_reserved(policy, req.headers) {
-        Ok(clear) => edits.clear = clear,
-        Err(first) => {
-            return Outcome::Deny(Denial {
-                status: 400,
-                body: message_body(&format!("Duplicate header '{first}'")),
-                www_authenticate: None,
-                reason: format!("duplicate reserved header '{first}'"),
-                consumer: None,
-            });
-        }
+        Ok(clear) => Ok(Edits {
+            clear,
+            ..Edits::default()
+        }),
+        Err(first) => Err(Outcome::Deny(Denial {
+            status: 400,
+            body: message_body(&format!("Duplicate header '{first}'")),
+            www_authenticate: None,
+            reason: format!("duplicate reserved header '{first}'"),
+            consumer: None,
+        })),
     }
+}
 
-    // 2. CORS preflight bypass.
-    if !policy.run_on_preflight
+/// Stage 2: a CORS preflight that `run_on_preflight: false` lets through unauthenticated.
+fn preflight_bypass(policy: &Policy, req: &RequestView<'_>) -> bool {
+    !policy.run_on_preflight
         && req.method.eq_ignore_ascii_case("OPTIONS")
         && req.header("origin").is_some()
         && req.header("access-control-request-method").is_some()
-    {
-        return Outcome::Allow(Allowed {
-            edits,
-            consumer: None,
-        });
-    }
+}
 
-    // 3. Authenticate.
-    let presented = credentials::extract(policy, req.headers, req.path);
-    let auth = if !presented.tokens.is_empty() && !presented.api_keys.is_empty()
-        || presented.tokens.len() > 1
+/// Stage 3: the credentials presented, authenticated (before `anonymous` is considered).
+fn authenticate(
+    policy: &Policy,
+    presented: &credentials::Presented,
+    now: f64,
+    env: &dyn Env,
+    signals: &mut Signals,
+) -> Auth {
+    if !presented.tokens.is_empty() && !presented.api_keys.is_empty() || presented.tokens.len() > 1
     {
         Auth::Fail(AuthFailure::token("Multiple tokens provided"))
     } else if let Some(raw) = presented.tokens.first() {
@@ -274,8 +331,20 @@ pub fn evaluate(
             body: message_body("Unauthorized"),
             reason: "no credential".to_owned(),
         })
-    };
+    }
+}
 
+/// Who the request is from, once authenticated.
+struct Identity<'p> {
+    consumer: &'p Consumer,
+    credential: Option<String>,
+    anonymous: bool,
+    token: Option<Arc<VerifiedToken>>,
+}
+
+/// Stage 4: the consumer: the authenticated one, or `anonymous` for any 401; else the 401,
+/// the 503 of keys never loaded, or a wait for them.
+fn identify(policy: &Policy, auth: Auth) -> Result<Identity<'_>, Outcome> {
     let (consumer_idx, credential, anonymous, token) = match auth {
         Auth::Ok {
             consumer,
@@ -285,84 +354,101 @@ pub fn evaluate(
         Auth::Fail(f) => match policy.anonymous {
             Some(anon) => (anon, None, true, None),
             None => {
-                return Outcome::Deny(Denial {
+                return Err(Outcome::Deny(Denial {
                     status: 401,
                     body: f.body,
                     www_authenticate: Some(www_authenticate(policy, f.scheme)),
                     reason: f.reason,
                     consumer: None,
-                })
+                }))
             }
         },
         Auth::KeysUnavailable => {
-            return Outcome::Deny(Denial {
+            return Err(Outcome::Deny(Denial {
                 status: 503,
                 body: message_body("Signing keys unavailable"),
                 www_authenticate: None,
                 reason: "signing keys unavailable".to_owned(),
                 consumer: None,
-            })
+            }))
         }
-        Auth::Wait(p) => return Outcome::WaitForKeys(p),
+        Auth::Wait(p) => return Err(Outcome::WaitForKeys(p)),
     };
     let Some(consumer) = policy.consumers.get(consumer_idx) else {
-        return Outcome::Deny(Denial {
+        return Err(Outcome::Deny(Denial {
             status: 401,
             body: message_body("Unauthorized"),
             www_authenticate: Some(www_authenticate(policy, Scheme::Bearer)),
             reason: "unknown consumer".to_owned(),
             consumer: None,
-        });
+        }));
     };
+    Ok(Identity {
+        consumer,
+        credential,
+        anonymous,
+        token,
+    })
+}
 
-    // 4. ACL, routes, permissions.
-    let (path_only, query) = credentials::split_path(req.path);
+/// Stage 5: the group ACL, the ambiguous-path rule, route rules and local permissions.
+/// Returns the permissions the token's claim grants (for the callout).
+fn access(
+    policy: &Policy,
+    id: &Identity<'_>,
+    skip: bool,
+    method: &str,
+    path_only: &str,
+) -> Result<Vec<String>, Outcome> {
+    let consumer = id.consumer;
     match &policy.acl {
         Some(Acl::Allow(groups)) if !consumer.in_any(groups) => {
-            return forbidden(consumer, "consumer not in an allowed group")
+            return Err(forbidden(consumer, "consumer not in an allowed group"))
         }
         Some(Acl::Deny(groups)) if consumer.in_any(groups) => {
-            return forbidden(consumer, "consumer in a denied group")
+            return Err(forbidden(consumer, "consumer in a denied group"))
         }
         _ => {}
     }
-    let skip = consumer.in_any(&policy.skip_groups);
     // A path an upstream may resolve to another resource than the one matched here is never
     // matched by a rule nor sent to the authorization service: refused where one is due.
     if needs_path_decision(policy, consumer, skip) && crate::access::ambiguous_path(path_only) {
-        return forbidden(
+        return Err(forbidden(
             consumer,
             "ambiguous path where a path-based decision is due",
-        );
+        ));
     }
-    if !consumer.routes.allows(req.method, path_only) {
-        return forbidden(consumer, "route not allowed for consumer");
+    if !consumer.routes.allows(method, path_only) {
+        return Err(forbidden(consumer, "route not allowed for consumer"));
     }
-    let claims = token.as_ref().map(|t| &t.claims);
+    let claims = id.token.as_ref().map(|t| &t.claims);
     let perms = granted_permissions(policy, consumer, claims);
     if let Some(p) = &policy.permissions {
-        if !skip && !p.grants(perms.iter().map(String::as_str), req.method, path_only) {
-            return forbidden(consumer, "no permission grants this request");
+        if !skip && !p.grants(perms.iter().map(String::as_str), method, path_only) {
+            return Err(forbidden(consumer, "no permission grants this request"));
         }
     }
+    Ok(perms)
+}
 
-    // 5. Headers for the upstream.
-    let set = &mut edits.set;
+/// Stage 6: the identity headers, the claims' headers and the payload, for the upstream.
+fn upstream_headers(policy: &Policy, id: &Identity<'_>, set: &mut Vec<(String, String)>) {
+    let consumer = id.consumer;
     set.push(("x-consumer-id".to_owned(), consumer.id.clone()));
     set.push(("x-consumer-username".to_owned(), consumer.username.clone()));
     if let Some(cid) = &consumer.custom_id {
         set.push(("x-consumer-custom-id".to_owned(), cid.clone()));
     }
-    if let Some(cred) = &credential {
+    if let Some(cred) = &id.credential {
         set.push(("x-credential-identifier".to_owned(), cred.clone()));
     }
     if let Some(g) = &consumer.groups_header {
         set.push(("x-consumer-groups".to_owned(), g.clone()));
     }
-    if anonymous {
+    if id.anonymous {
         set.push(("x-anonymous-consumer".to_owned(), "true".to_owned()));
     }
-    if let Some(t) = &token {
+    if let Some(t) = &id.token {
         // A self-signed consumer's claims say what it likes: none is copied.
         let copied = if consumer.self_signed {
             &[][..]
@@ -378,52 +464,72 @@ pub fn evaluate(
             set.push((h.clone(), t.payload_segment.to_owned()));
         }
     }
-    if policy.hide_credentials {
-        if let Err(name) = hide(req, &presented.locations, &mut edits) {
-            return Outcome::Deny(Denial {
-                status: 400,
-                body: message_body(&format!("Duplicate header '{name}'")),
-                www_authenticate: None,
-                reason: format!("credential header '{name}' repeated with hide_credentials"),
-                consumer: Some(consumer.username.clone()),
-            });
-        }
-    }
-    let allowed = Allowed {
-        edits,
-        consumer: Some(consumer.username.clone()),
-    };
+}
 
-    // 6. The authorization callout.
-    match &policy.authz {
-        Some(cfg) if !skip => {
-            let client_host = env.client_host();
-            let input = crate::authz::CalloutInput {
-                method: req.method,
-                host: client_host
-                    .as_deref()
-                    .or_else(|| req.header(":authority"))
-                    .or_else(|| req.header("host"))
-                    .unwrap_or_default(),
-                path: path_only,
-                query,
-                consumer,
-                permissions: &perms,
-                claims,
-            };
-            let body = crate::authz::body(policy, &input);
-            let cache_key = crate::authz::cache_key(&policy.fingerprint, &body);
-            if let Some(d) = env.decision(&cache_key) {
-                return crate::authz::finish(cfg, allowed, &d);
-            }
-            Outcome::Callout(CalloutNeeded {
-                allowed,
-                body,
-                cache_key,
-            })
-        }
-        _ => Outcome::Allow(allowed),
+/// Stage 7: `hide_credentials`: the credential blanked (header, cookie) or cut (query).
+fn hide_credentials(
+    policy: &Policy,
+    req: &RequestView<'_>,
+    presented: &credentials::Presented,
+    id: &Identity<'_>,
+    edits: &mut Edits,
+) -> Result<(), Outcome> {
+    if !policy.hide_credentials {
+        return Ok(());
     }
+    hide(req, &presented.locations, edits).map_err(|name| {
+        Outcome::Deny(Denial {
+            status: 400,
+            body: message_body(&format!("Duplicate header '{name}'")),
+            www_authenticate: None,
+            reason: format!("credential header '{name}' repeated with hide_credentials"),
+            consumer: Some(id.consumer.username.clone()),
+        })
+    })
+}
+
+/// What the callout says about the request itself.
+struct Request<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    /// `:authority` (else `host`), unless the host knows the client's host better.
+    authority: Option<&'a str>,
+}
+
+/// Stage 8: the authorization callout, answered by a cached decision when there is one.
+fn callout(
+    policy: &Policy,
+    env: &dyn Env,
+    id: &Identity<'_>,
+    perms: &[String],
+    claims: Option<&Map<String, Value>>,
+    req: &Request<'_>,
+    allowed: Allowed,
+) -> Outcome {
+    let Some(cfg) = &policy.authz else {
+        return Outcome::Allow(allowed);
+    };
+    let client_host = env.client_host();
+    let input = crate::authz::CalloutInput {
+        method: req.method,
+        host: client_host.as_deref().or(req.authority).unwrap_or_default(),
+        path: req.path,
+        query: req.query,
+        consumer: id.consumer,
+        permissions: perms,
+        claims,
+    };
+    let body = crate::authz::body(policy, &input);
+    let cache_key = crate::authz::cache_key(&policy.fingerprint, &body);
+    if let Some(d) = env.decision(&cache_key) {
+        return crate::authz::finish(cfg, allowed, &d);
+    }
+    Outcome::Callout(CalloutNeeded {
+        allowed,
+        body,
+        cache_key,
+    })
 }
 
 /// Step 1: the reserved headers the client sent, to blank and remove, each under the name the
