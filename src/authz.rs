@@ -5,7 +5,10 @@ use crate::config::{AuthzCallout, Consumer, Policy};
 use crate::credentials;
 use crate::decision::{Allowed, Denial, Outcome};
 use bouncer_crypto::sha256;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 
 /// What the callout says about one request (CONTRACT.md section 4).
 #[derive(Debug, Clone, Copy)]
@@ -25,14 +28,14 @@ pub struct CalloutInput<'a> {
 
 /// The callout's `subject`: the `sub` claim (a number as its JSON text), else the consumer's
 /// `id`. A self-signed consumer's token names whatever it likes: its subject is its `id`.
-pub fn subject(consumer: &Consumer, claims: Option<&Map<String, Value>>) -> String {
+pub fn subject<'a>(consumer: &'a Consumer, claims: Option<&'a Map<String, Value>>) -> Cow<'a, str> {
     if consumer.self_signed {
-        return consumer.id.clone();
+        return Cow::Borrowed(&consumer.id);
     }
     match claims.and_then(|c| c.get("sub")) {
-        Some(Value::String(s)) => s.clone(),
-        Some(n @ Value::Number(_)) => n.to_string(),
-        _ => consumer.id.clone(),
+        Some(Value::String(s)) => Cow::Borrowed(s),
+        Some(n @ Value::Number(_)) => Cow::Owned(n.to_string()),
+        _ => Cow::Borrowed(&consumer.id),
     }
 }
 
@@ -49,27 +52,66 @@ pub fn callout_query(policy: &Policy, query: &str) -> String {
         .join("&")
 }
 
-/// The callout body (OPA-style `{"input": ...}`), exactly the bytes the service is sent.
-pub fn body(policy: &Policy, input: &CalloutInput<'_>) -> String {
+/// The callout body as serialized: borrowed fields (no copy of the claims), in the
+/// alphabetical order a `serde_json::Map` would give them.
+#[derive(Serialize)]
+struct Body<'a> {
+    input: Input<'a>,
+}
+
+#[derive(Serialize)]
+struct Input<'a> {
+    #[serde(serialize_with = "claims_or_empty")]
+    claims: Option<&'a Map<String, Value>>,
+    consumer: ConsumerInput<'a>,
+    host: &'a str,
+    method: &'a str,
+    path: &'a str,
+    permissions: &'a [String],
+    query: String,
+    subject: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct ConsumerInput<'a> {
+    groups: &'a [String],
+    id: &'a str,
+    self_signed: bool,
+    username: &'a str,
+}
+
+fn claims_or_empty<S: Serializer>(
+    claims: &Option<&Map<String, Value>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match claims {
+        Some(m) => m.serialize(s),
+        None => s.serialize_map(Some(0))?.end(),
+    }
+}
+
+/// The callout body (OPA-style `{"input": ...}`), exactly the bytes the service is sent;
+/// `None` if it could not be serialized (it always can: every map key is a string).
+pub fn body(policy: &Policy, input: &CalloutInput<'_>) -> Option<String> {
     let c = input.consumer;
-    json!({
-        "input": {
-            "method": input.method,
-            "host": input.host,
-            "path": input.path,
-            "query": callout_query(policy, input.query),
-            "consumer": {
-                "id": c.id,
-                "username": c.username,
-                "groups": c.groups,
-                "self_signed": c.self_signed,
+    let doc = Body {
+        input: Input {
+            claims: input.claims,
+            consumer: ConsumerInput {
+                groups: &c.groups,
+                id: &c.id,
+                self_signed: c.self_signed,
+                username: &c.username,
             },
-            "subject": subject(c, input.claims),
-            "permissions": input.permissions,
-            "claims": input.claims.cloned().map(Value::Object).unwrap_or_else(|| json!({})),
-        }
-    })
-    .to_string()
+            host: input.host,
+            method: input.method,
+            path: input.path,
+            permissions: input.permissions,
+            query: callout_query(policy, input.query),
+            subject: subject(c, input.claims),
+        },
+    };
+    serde_json::to_string(&doc).ok()
 }
 
 /// The decision cache key: a digest of the configuration (its fingerprint) and of the exact
@@ -245,8 +287,10 @@ mod tests {
             permissions: &perms,
             claims: Some(&claims),
         };
-        let b = body(&p, &input);
+        let b = body(&p, &input).unwrap();
         assert!(!b.contains("secret"), "{b}");
+        // The bytes are those of the parsed document written again (sorted keys, compact).
+        assert_eq!(b, serde_json::from_str::<Value>(&b).unwrap().to_string());
         let doc: Value = serde_json::from_str(&b).unwrap();
         assert_eq!(
             doc,
@@ -259,7 +303,14 @@ mod tests {
             consumer: &p.consumers[1],
             ..input
         };
-        let doc: Value = serde_json::from_str(&body(&p, &partner)).unwrap();
+        let doc: Value = serde_json::from_str(&body(&p, &partner).unwrap()).unwrap();
+        let none = CalloutInput {
+            claims: None,
+            ..input
+        };
+        let b2 = body(&p, &none).unwrap();
+        assert_eq!(b2, serde_json::from_str::<Value>(&b2).unwrap().to_string());
+        assert!(b2.contains(r#""claims":{}"#), "{b2}");
         assert_eq!(doc["input"]["consumer"]["self_signed"], true);
         assert_eq!(doc["input"]["subject"], "partner");
 

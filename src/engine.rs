@@ -520,7 +520,9 @@ fn callout(
         permissions: perms,
         claims,
     };
-    let body = crate::authz::body(policy, &input);
+    let Some(body) = crate::authz::body(policy, &input) else {
+        return forbidden(id.consumer, "the callout body could not be built");
+    };
     let cache_key = crate::authz::cache_key(&policy.fingerprint, &body);
     if let Some(d) = env.decision(&cache_key) {
         return crate::authz::finish(cfg, allowed, &d);

@@ -222,7 +222,9 @@ fn consumers_json() -> Value {
          "issued_before": 1_700_000_000.0},
         {"username": "banned", "groups": ["banned"],
          "jwt_secrets": [{"key": "banned-key", "algorithm": "HS256", "secret": SECRET}]},
-        {"username": "anon", "groups": ["guests"]}
+        {"username": "anon", "groups": ["guests"]},
+        {"username": "vendor", "id": "id-vendor", "groups": ["partners"], "self_signed": true,
+         "jwt_secrets": [{"key": "vendor-key", "algorithm": "HS256", "secret": SECRET}]}
     ])
 }
 
@@ -780,6 +782,7 @@ fn check_outcome(p: &Policy, req: &Req, mode: StoreMode, o: &Outcome) -> Result<
                 "ambiguous path through route rules: {:?}",
                 path
             );
+            check_self_signed(p, a)?;
         }
         Outcome::Callout(c) => {
             prop_assert!(!preflight);
@@ -818,6 +821,21 @@ fn check_outcome(p: &Policy, req: &Req, mode: StoreMode, o: &Outcome) -> Result<
                 path
             );
             prop_assert_eq!(c.cache_key, authz::cache_key(&p.fingerprint, &c.body));
+            check_self_signed(p, &c.allowed)?;
+            // CONTRACT.md section 1: a self-signed consumer is its id, with no permissions.
+            let input = &body["input"];
+            let consumer = p
+                .consumers
+                .iter()
+                .find(|k| Some(&k.username) == c.allowed.consumer.as_ref());
+            prop_assert!(consumer.is_some());
+            if let Some(k) = consumer {
+                prop_assert_eq!(&input["consumer"]["self_signed"], &json!(k.self_signed));
+                if k.self_signed {
+                    prop_assert_eq!(&input["subject"], &json!(k.id));
+                    prop_assert_eq!(&input["permissions"], &json!([]));
+                }
+            }
         }
         Outcome::WaitForKeys(i) => {
             prop_assert!(!preflight);
@@ -827,6 +845,24 @@ fn check_outcome(p: &Policy, req: &Req, mode: StoreMode, o: &Outcome) -> Result<
         Outcome::Deny(d) => {
             prop_assert!(!preflight, "preflight denied: {:?}", d);
             check_denial(p, req, mode, d, &presented)?;
+        }
+    }
+    Ok(())
+}
+
+/// A self-signed consumer's claims are never copied to headers (CONTRACT.md section 1).
+fn check_self_signed(p: &Policy, a: &Allowed) -> Result<(), TestCaseError> {
+    let self_signed = p
+        .consumers
+        .iter()
+        .any(|k| Some(&k.username) == a.consumer.as_ref() && k.self_signed);
+    if self_signed {
+        for (_, header) in &p.claims_to_headers {
+            prop_assert!(
+                !a.edits.set.iter().any(|(n, _)| n == header),
+                "claim copied to {} for a self-signed consumer",
+                header
+            );
         }
     }
     Ok(())
@@ -977,8 +1013,9 @@ const ALGS: [&str; 17] = [
     "ES384", "EdDSA", "none", "None", "hs256", "ES512", "",
 ];
 
-const KEY_CLAIMS: [&str; 12] = [
+const KEY_CLAIMS: [&str; 13] = [
     "web-key",
+    "vendor-key",
     "web-384",
     "partner-key",
     "banned-key",
@@ -1127,8 +1164,9 @@ enum Sig {
 
 /// (key claim, alg, kid): credentials and provider keys of the policies, so that a coherent
 /// token finds its key and, signed with the secret, verifies.
-const COHERENT: [(&str, &str, Option<&str>); 8] = [
+const COHERENT: [(&str, &str, Option<&str>); 9] = [
     ("web-key", "HS256", None),
+    ("vendor-key", "HS256", None),
     ("web-384", "HS384", None),
     ("partner-key", "HS512", None),
     ("banned-key", "HS256", None),
@@ -2284,6 +2322,7 @@ fn consumer_fields() -> Vec<(&'static str, BoxedStrategy<Value>)> {
         ),
         ("routes", routes()),
         ("issued_before", number()),
+        ("self_signed", boolean()),
     ]
 }
 
