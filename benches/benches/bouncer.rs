@@ -629,9 +629,10 @@ fn api_key(p: &Params, h: &Harness) -> Stats {
     )
 }
 
-/// A cached HS256 token in a `jwt-token` cookie, and a request with 4,000 distinct `jwt-token`
-/// cookies (55 KB: the answer is `Multiple tokens provided`, found at the second).
-fn cookies(p: &Params, h: &Harness, hs: &Algo) -> (Stats, Stats) {
+/// A cached HS256 token in a `jwt-token` cookie, a request with 4,000 distinct `jwt-token`
+/// cookies (55 KB: the answer is `Multiple tokens provided`, found at the second), and that
+/// request through the no-op filter (what carrying 55 KB costs the host alone).
+fn cookies(p: &Params, h: &Harness, noop: &Harness, hs: &Algo) -> (Stats, Stats, Stats) {
     let config = json!({"consumers": [{"username": "c", "jwt_secrets": [hs.credential()]}],
                         "audiences": ["api"], "cookie_names": ["jwt-token"]});
     let host = host();
@@ -663,7 +664,15 @@ fn cookies(p: &Params, h: &Harness, hs: &Algo) -> (Stats, Stats) {
         || (0..p.batch).map(|_| req()).collect(),
         |r| run_401(&mut f, r),
     );
-    (one_cookie, many_cookies)
+    let mut f = noop.filter(&host, "").unwrap();
+    let noop_many = time_batches(
+        p.samples,
+        || (0..p.batch).map(|_| req()).collect(),
+        |r| {
+            f.run(r).unwrap_or_else(|e| panic!("{e}"));
+        },
+    );
+    (one_cookie, many_cookies, noop_many)
 }
 
 /// Linear memory of one instance after `n` distinct tokens of `algo`, at checkpoints; and the
@@ -853,7 +862,7 @@ fn main() {
     let perm10 = permissions(&p, &h, hs, 10);
     let perm5000 = permissions(&p, &h, hs, 5000);
     let (authz_hit, no_authz) = authz(&p, &h, hs);
-    let (one_cookie, many_cookies) = cookies(&p, &h, hs);
+    let (one_cookie, many_cookies, noop_cookies) = cookies(&p, &h, &noop, hs);
     let mem_tokens = env_usize("BENCH_MEMORY_TOKENS", 100_000);
     let mem = (mem_tokens > 0).then(|| {
         eprintln!("bench: memory after {mem_tokens} distinct EdDSA tokens");
@@ -949,6 +958,11 @@ fn main() {
         format!("{:.2}", authz_hit.med / no_authz.med),
     );
     line("token in a cookie", one_cookie, "1.00".into());
+    line(
+        "the same 55 KB through the no-op filter (the host's share)",
+        noop_cookies,
+        format!("{:.2}", noop_cookies.med / one_cookie.med),
+    );
     line(
         "55 KB of cookies: 4,000 distinct jwt-token (401 Multiple tokens provided)",
         many_cookies,

@@ -1761,3 +1761,45 @@ fn underscore_copies_of_authz_headers_never_reach_the_upstream() {
         }
     }
 }
+
+/// Issue 12: a token without `kid` is tried against at most 4 keys of the provider that fit
+/// its `alg` (a made-up signature cost up to 64 signature checks): with 64 kid-less keys, one
+/// signed by the 4th verifies, one signed by the 5th is `Invalid signature`, and none fitting
+/// is `No credentials found for given 'kid'`.
+#[test]
+fn a_kidless_token_costs_at_most_four_signature_checks() {
+    let secret = |i: usize| format!("kidless-secret-{i:02}-0123456789abcdef");
+    let keys: Vec<Value> = (0..64)
+        .map(|i| json!({"kty": "oct", "alg": "HS256", "k": b64(secret(i))}))
+        .collect();
+    let payload = format!(r#"{{"iss":"bouncer-vectors","exp":{}}}"#, NOW + 600);
+    for profile in PROFILES {
+        let h = host(profile);
+        let mut f = filter(&h, &local_provider_config(keys.clone()));
+        let signed = |i: usize| {
+            hs_raw(
+                "HS256",
+                r#"{"alg":"HS256"}"#,
+                &payload,
+                secret(i).as_bytes(),
+            )
+        };
+        assert_eq!(
+            upstream(&run(&mut f, auth(&signed(3))), "x-consumer-username"),
+            Some("staff")
+        );
+        for i in [4, 63] {
+            token_401(&run(&mut f, auth(&signed(i))), "Invalid signature");
+        }
+        let other = hs_raw(
+            "HS384",
+            r#"{"alg":"HS384"}"#,
+            &payload,
+            secret(0).as_bytes(),
+        );
+        token_401(
+            &run(&mut f, auth(&other)),
+            "No credentials found for given 'kid'",
+        );
+    }
+}
