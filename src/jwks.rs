@@ -157,7 +157,7 @@ mod tests {
     fn rsa() -> Value {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/keys/rsa2048_public.jwk.json"
+            "/tests/vectors/keys/rsa2048_public.jwk.json"
         );
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
