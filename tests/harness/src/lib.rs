@@ -42,6 +42,11 @@
 //! | config update ([`Filter::reconfigure`]) | `on_configure` on the same root | a new root context |
 //! | `proxy_done`, `proxy_close_stream`, `proxy_get_status`, `proxy_continue_response`, gRPC, `proxy_resolve_shared_queue`, `proxy_call_foreign_function` | implemented / NotFound / Unimplemented | trap |
 //! | module importing `proxy_get_log_level` | loads | does not load ([`HarnessError::Load`]) |
+//! | `dispatch_http_call` outside request headers/body, tick, call response | allowed | trap (from `on_configure`: the filter does not start) |
+//! | shared data | always | needs a `shm_kv` zone for the key's namespace ([`Host::kong_with_conf`], [`Host::without_shm_zone`]), else trap |
+//! | `:authority` | the client's host | the nginx server's name and port ([`KONG_AUTHORITY`]); the client's host is the `host` header (`ngx.http_host`) |
+//! | local response with a body after a timed-out callout that carried one | delivered | lost: the request ends [`RequestState::Reset`] |
+//! | the nginx location ([`Host::with_location`]) | - | `set` variables, `proxy_set_header`, zeroed hashes of removed headers ([`KongLocation`]) |
 //!
 //! Both: time from the host clock (`proxy_get_current_time_nanoseconds` and WASI clocks),
 //! deterministic `random_get`, stdout/stderr captured as Info/Error logs, shared data with CAS
@@ -56,7 +61,7 @@ mod filter;
 mod host;
 mod http;
 
-pub use filter::Filter;
+pub use filter::{Filter, KONG_AUTHORITY};
 pub use host::{Host, KongLocation, LogEntry, LogLevel, Metric, Profile, DEFAULT_UNIX_TIME};
 pub use http::{Callout, CalloutReply, Headers, Outcome, Request, RequestState, Response};
 
