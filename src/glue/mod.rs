@@ -57,6 +57,27 @@ impl Worker {
         })
     }
 
+    /// Record a JWKS fetch's outcome (`status` None: no answer, or not dispatched).
+    fn record_fetch(
+        &self,
+        provider: usize,
+        seq: u64,
+        at: f64,
+        status: Option<u16>,
+        body: Option<Vec<u8>>,
+    ) {
+        jwks::record(
+            &self.policy,
+            &self.jwks,
+            &self.metrics,
+            provider,
+            seq,
+            at,
+            status,
+            body,
+        );
+    }
+
     /// Write the mirrored headers' variables: the value the filter sets, or empty.
     fn mirror_ngx_vars(&self, set: &[(String, String)]) {
         for name in self.mirrored() {
@@ -114,7 +135,7 @@ impl Root {
                 }
                 Err(e) => {
                     log::warn!("bouncer: JWKS fetch could not be dispatched: {e:?}");
-                    jwks::record(&w.policy, &w.jwks, &w.metrics, p, seq, t, None, None);
+                    w.record_fetch(p, seq, t, None, None);
                 }
             }
         }
@@ -127,7 +148,7 @@ impl Context for Root {
             return;
         };
         let (status, body) = jwks::read_answer(body_size);
-        jwks::record(&w.policy, &w.jwks, &w.metrics, p, seq, now(), status, body);
+        w.record_fetch(p, seq, now(), status, body);
     }
 }
 
@@ -371,16 +392,7 @@ impl Http {
             }
             Err(e) => {
                 log::warn!("bouncer: JWKS fetch could not be dispatched: {e:?}");
-                jwks::record(
-                    &w.policy,
-                    &w.jwks,
-                    &w.metrics,
-                    provider,
-                    seq,
-                    now(),
-                    None,
-                    None,
-                );
+                w.record_fetch(provider, seq, now(), None, None);
                 None
             }
         }
@@ -459,16 +471,7 @@ impl Context for Http {
                 seq,
             } if t == token => {
                 let (status, body) = jwks::read_answer(body_size);
-                jwks::record(
-                    &w.policy,
-                    &w.jwks,
-                    &w.metrics,
-                    provider,
-                    seq,
-                    now(),
-                    status,
-                    body,
-                );
+                w.record_fetch(provider, seq, now(), status, body);
                 self.run(&w, false)
             }
             Wait::Authz {
