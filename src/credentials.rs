@@ -156,18 +156,18 @@ pub fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
 /// once, and the scan stops as soon as the answer is decided ([`Presented::decided`]), unless
 /// the request may still go on as the `anonymous` consumer with `hide_credentials`: then every
 /// place is needed, to hide them all.
-pub fn extract(policy: &Policy, headers: &[(String, String)], path: &str) -> Presented {
+pub fn extract(policy: &Policy, headers: &[crate::engine::Header<'_>], path: &str) -> Presented {
     let all_places = policy.hide_credentials && policy.anonymous.is_some();
     let mut p = Presented::default();
     let done = |p: &Presented| !all_places && p.decided();
-    for (name, value) in headers {
-        if policy.header_names.contains(name) {
+    for &(name, value) in headers {
+        if policy.header_names.iter().any(|n| n == name) {
             if let Some(t) = bearer(value) {
                 push_distinct(&mut p.tokens, t);
                 locate(&mut p.locations, Place::Header, name);
             }
         }
-        if policy.key_names.contains(name) && !value.is_empty() {
+        if policy.key_names.iter().any(|n| n == name) && !value.is_empty() {
             push_distinct(&mut p.api_keys, value);
             locate(&mut p.locations, Place::Header, name);
         }
@@ -278,7 +278,11 @@ mod tests {
     fn many_cookies_keep_two_tokens_and_one_place() {
         let p = policy("");
         let distinct: Vec<String> = (0..4000).map(|i| format!("jwt-token=t{i:05}")).collect();
-        let got = extract(&p, &cookie_request(distinct.join("; ")), "/");
+        let got = extract(
+            &p,
+            &crate::engine::header_refs(&cookie_request(distinct.join("; "))),
+            "/",
+        );
         assert_eq!(got.tokens, vec!["t00000".to_owned(), "t00001".to_owned()]);
         assert!(got.decided());
         assert_eq!(
@@ -286,7 +290,7 @@ mod tests {
             vec![Location::Cookie("jwt-token".to_owned())]
         );
         let same = vec!["jwt-token=t1"; 4000].join("; ");
-        let got = extract(&p, &cookie_request(same), "/");
+        let got = extract(&p, &crate::engine::header_refs(&cookie_request(same)), "/");
         assert_eq!(got.tokens, vec!["t1".to_owned()]);
         assert!(!got.decided());
         assert_eq!(
@@ -306,7 +310,7 @@ mod tests {
         }
         let query: Vec<String> = (0..500).map(|i| format!("apikey=q{i}")).collect();
         let path = format!("/?{}", query.join("&"));
-        let got = extract(&p, &headers, &path);
+        let got = extract(&p, &crate::engine::header_refs(&headers), &path);
         assert!(got.tokens.is_empty());
         assert_eq!(got.api_keys, vec!["k0".to_owned(), "k1".to_owned()]);
         assert_eq!(
@@ -319,7 +323,7 @@ mod tests {
         );
         // Two keys do not decide: a token later still makes it "Multiple tokens provided".
         let path = format!("{path}&jwt=tok");
-        let got = extract(&p, &headers, &path);
+        let got = extract(&p, &crate::engine::header_refs(&headers), &path);
         assert_eq!(got.tokens, vec!["tok".to_owned()]);
         assert!(got.decided());
     }
@@ -335,11 +339,11 @@ mod tests {
         ];
         let p = policy("");
         assert_eq!(
-            extract(&p, &headers, "/?jwt=c").locations,
+            extract(&p, &crate::engine::header_refs(&headers), "/?jwt=c").locations,
             vec![Location::Cookie("jwt-token".to_owned())]
         );
         let p = policy(r#", "anonymous": "guest", "hide_credentials": true"#);
-        let got = extract(&p, &headers, "/?jwt=c");
+        let got = extract(&p, &crate::engine::header_refs(&headers), "/?jwt=c");
         assert_eq!(got.tokens, vec!["a".to_owned(), "b".to_owned()]);
         assert_eq!(
             got.locations,

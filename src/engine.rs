@@ -99,17 +99,28 @@ pub struct RequestView<'a> {
     pub method: &'a str,
     /// `:path`, query string included.
     pub path: &'a str,
-    pub headers: &'a [(String, String)],
+    pub headers: &'a [Header<'a>],
+}
+
+/// A request header: its name (lowercase) and value, borrowed from the host's map.
+pub type Header<'a> = (&'a str, &'a str);
+
+/// Borrow an owned header list as [`Header`]s (tests and tools build their requests so).
+pub fn header_refs(headers: &[(String, String)]) -> Vec<Header<'_>> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 impl<'a> RequestView<'a> {
     /// Build the view from a full header list (pseudo-headers included).
-    pub fn from_headers(headers: &'a [(String, String)]) -> RequestView<'a> {
+    pub fn from_headers(headers: &'a [Header<'a>]) -> RequestView<'a> {
         let get = |n: &str| {
             headers
                 .iter()
-                .find(|(k, _)| k == n)
-                .map_or("", |(_, v)| v.as_str())
+                .find(|(k, _)| *k == n)
+                .map_or("", |(_, v)| *v)
         };
         RequestView {
             method: get(":method"),
@@ -121,8 +132,8 @@ impl<'a> RequestView<'a> {
     fn header(&self, name: &str) -> Option<&'a str> {
         self.headers
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
     }
 }
 
@@ -208,13 +219,16 @@ pub fn evaluate(
     env: &dyn Env,
     signals: &mut Signals,
 ) -> Outcome {
-    // Header names are compared in lowercase: Kong hands them over as the client wrote them.
-    let lowered;
+    // Header names are compared in lowercase: Kong hands them over as the client wrote them
+    // (the glue lowercases them as it reads the map; other callers may not).
+    let lowered: Vec<(String, &str)>;
+    let view: Vec<Header<'_>>;
     let req = match lowercase_names(req) {
         Some(headers) => {
             lowered = headers;
+            view = lowered.iter().map(|(k, v)| (k.as_str(), *v)).collect();
             RequestView {
-                headers: &lowered,
+                headers: &view,
                 ..*req
             }
         }
@@ -266,14 +280,14 @@ fn pipeline(
 }
 
 /// Header names in lowercase, when any is not (`None`: the view is fine as it is).
-fn lowercase_names(req: &RequestView<'_>) -> Option<Vec<(String, String)>> {
+fn lowercase_names<'a>(req: &RequestView<'a>) -> Option<Vec<(String, &'a str)>> {
     req.headers
         .iter()
         .any(|(k, _)| k.bytes().any(|b| b.is_ascii_uppercase()))
         .then(|| {
             req.headers
                 .iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .map(|(k, v)| (k.to_ascii_lowercase(), *v))
                 .collect()
         })
 }
@@ -539,11 +553,11 @@ fn callout(
 /// clears that very header (hosts match names case-insensitively, `_` and `-` apart). `Err`
 /// names (lowercase, with `-`) the reserved header of the first header in request order whose
 /// reserved header was sent more than once, in any spelling. `headers` have lowercase names.
-fn client_reserved(policy: &Policy, headers: &[(String, String)]) -> Result<Vec<String>, String> {
+fn client_reserved(policy: &Policy, headers: &[Header<'_>]) -> Result<Vec<String>, String> {
     // (the client's name, index in policy.reserved)
-    let found: Vec<(&String, usize)> = headers
+    let found: Vec<(&str, usize)> = headers
         .iter()
-        .filter_map(|(name, _)| reserved_index(policy, name).map(|r| (name, r)))
+        .filter_map(|&(name, _)| reserved_index(policy, name).map(|r| (name, r)))
         .collect();
     let mut counts = vec![0u8; policy.reserved.len()];
     for (_, r) in &found {
@@ -558,7 +572,7 @@ fn client_reserved(policy: &Policy, headers: &[(String, String)]) -> Result<Vec<
         let name = policy.reserved.get(*r).map_or("", String::as_str);
         return Err(crate::config::canonical_header(name));
     }
-    Ok(found.into_iter().map(|(name, _)| name.clone()).collect())
+    Ok(found.into_iter().map(|(name, _)| name.to_owned()).collect())
 }
 
 /// The reserved header `name` (lowercase) counts as, with `_` read as `-`: its index in
@@ -634,7 +648,7 @@ pub fn claim_header_value(v: &Value) -> Option<String> {
 /// Hide every presented credential from the upstream. `Err(name)`: a header that carries one
 /// is repeated, and Kong would forward every copy but the first whatever the filter does.
 fn hide(req: &RequestView<'_>, locations: &[Location], edits: &mut Edits) -> Result<(), String> {
-    let repeated = |name: &str| req.headers.iter().filter(|(n, _)| n == name).count() > 1;
+    let repeated = |name: &str| req.headers.iter().filter(|(n, _)| *n == name).count() > 1;
     for loc in locations {
         let name = match loc {
             Location::Header(h) => h.as_str(),
@@ -665,8 +679,8 @@ fn hide(req: &RequestView<'_>, locations: &[Location], edits: &mut Edits) -> Res
         let values: Vec<&str> = req
             .headers
             .iter()
-            .filter(|(n, _)| n == "cookie")
-            .map(|(_, v)| v.as_str())
+            .filter(|(n, _)| *n == "cookie")
+            .map(|(_, v)| *v)
             .collect();
         let rest = credentials::strip_cookies(&values, &cookie_names);
         edits.clear.push("cookie".to_owned());

@@ -23,6 +23,7 @@ pub mod decision;
 pub mod engine;
 pub mod jwks;
 pub mod jwt;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

@@ -371,7 +371,7 @@ pub fn run(p: &Policy, headers: &[(String, String)], keys: u8) -> Outcome {
     let mut signals = Signals::default();
     let o = evaluate(
         p,
-        &RequestView::from_headers(headers),
+        &RequestView::from_headers(&bouncer::engine::header_refs(headers)),
         NOW,
         &Keys(keys),
         &mut signals,

@@ -86,7 +86,7 @@ fn run(p: &Policy, method: &str, path: &str, hs: &[(&str, &str)]) -> Outcome {
     let h = headers(method, path, hs);
     evaluate(
         p,
-        &RequestView::from_headers(&h),
+        &RequestView::from_headers(&header_refs(&h)),
         NOW,
         &NoRemoteKeys,
         &mut Signals::default(),
@@ -1026,7 +1026,7 @@ fn run_env(p: &Policy, env: &dyn Env, now: f64, hs_: &[(&str, &str)]) -> Outcome
     let h = headers("GET", "/", hs_);
     evaluate(
         p,
-        &RequestView::from_headers(&h),
+        &RequestView::from_headers(&header_refs(&h)),
         now,
         env,
         &mut Signals::default(),
@@ -1268,7 +1268,7 @@ fn run_env_at(
     let h = headers(method, path, hs_);
     evaluate(
         p,
-        &RequestView::from_headers(&h),
+        &RequestView::from_headers(&header_refs(&h)),
         NOW,
         env,
         &mut Signals::default(),
@@ -1328,7 +1328,7 @@ fn decision_keys_follow_the_exact_body() {
         h.push((":authority".to_owned(), host.to_owned()));
         let o = evaluate(
             &p,
-            &RequestView::from_headers(&h),
+            &RequestView::from_headers(&header_refs(&h)),
             NOW,
             &NoRemoteKeys,
             &mut Signals::default(),

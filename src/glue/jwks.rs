@@ -248,7 +248,8 @@ pub fn request_keys(
 /// Read a fetch's answer in `on_http_call_response`: the status and, for a 200 of a sane
 /// size, the body.
 pub fn read_answer(body_size: usize) -> (Option<u16>, Option<Vec<u8>>) {
-    let headers = hostio::header_map(proxy_wasm::types::MapType::HttpCallResponseHeaders);
+    let mut raw = hostio::header_map_bytes(proxy_wasm::types::MapType::HttpCallResponseHeaders);
+    let headers = hostio::decode_map(&mut raw).unwrap_or_default();
     let status = hostio::call_status(&headers);
     let body = if status == Some(200) && body_size > 0 && body_size <= MAX_BODY {
         proxy_wasm::hostcalls::get_buffer(

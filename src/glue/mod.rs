@@ -78,14 +78,18 @@ impl Worker {
         );
     }
 
-    /// Write the mirrored headers' variables: the value the filter sets, or empty.
+    /// Write the mirrored headers' variables the filter sets. The others keep the empty value
+    /// the snippet's `set` gave them in the rewrite phase, before the filter runs (Kong's
+    /// order); when the filter runs first, `set` wipes every value anyway (HOSTS.md).
     fn mirror_ngx_vars(&self, set: &[(String, String)]) {
-        for name in self.mirrored() {
-            let value = set
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or("", |(_, v)| v.as_str());
-            hostio::set_ngx_var(&hostio::ngx_var_name(name), value);
+        let mirrored = self.mirrored();
+        if mirrored.is_empty() {
+            return;
+        }
+        for (name, value) in set {
+            if !value.is_empty() && mirrored.iter().any(|m| m == name) {
+                hostio::set_ngx_var(&hostio::ngx_var_name(name), value);
+            }
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct Root {
     worker: Option<Rc<Worker>>,
     /// JWKS fetches this root dispatched: token -> (provider, the fetch's sequence number).
     fetches: HashMap<u32, (usize, u64)>,
+    /// Whether this root set its tick period (Kong traps on a second call).
+    ticking: bool,
 }
 
 impl Root {
@@ -170,10 +176,9 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let has_remote = policy
-            .providers
-            .iter()
-            .any(|p| matches!(p.source, KeySource::Remote(_)));
+        if let Some(old) = &self.worker {
+            old.metrics.flush();
+        }
         self.worker = Some(Rc::new(Worker {
             policy,
             metrics: Metrics::define(),
@@ -184,16 +189,19 @@ impl RootContext for Root {
             nginx: std::cell::OnceCell::new(),
         }));
         log::info!("bouncer: configuration loaded");
-        if has_remote {
-            // The first fetch comes from the first tick (or the first request, which fetches
-            // for itself): Kong's engine traps a callout made from on_configure, and that
-            // kills the worker for good.
-            let _ = hostcalls::set_tick_period(Duration::from_secs(1));
+        // The tick flushes the hot counters (metrics.rs) and starts JWKS fetches. The first
+        // fetch comes from the first tick (or the first request, which fetches for itself):
+        // Kong's engine traps a callout made from on_configure, and that kills the worker.
+        if !self.ticking {
+            self.ticking = hostcalls::set_tick_period(Duration::from_secs(1)).is_ok();
         }
         true
     }
 
     fn on_tick(&mut self) {
+        if let Some(w) = &self.worker {
+            w.metrics.flush();
+        }
         self.fetch_due();
     }
 
@@ -344,7 +352,8 @@ impl Http {
 
     /// Evaluate the request and act on the outcome.
     fn run(&mut self, w: &Rc<Worker>, may_wait: bool) -> Action {
-        let headers = hostio::header_map(MapType::HttpRequestHeaders);
+        let mut raw = hostio::header_map_bytes(MapType::HttpRequestHeaders);
+        let headers = hostio::decode_map(&mut raw).unwrap_or_default();
         let req = RequestView::from_headers(&headers);
         let t = now();
         let mut signals = Signals::default();
@@ -479,11 +488,12 @@ impl Context for Http {
                 allowed,
                 key,
             } if t == token => {
-                let headers = hostio::header_map(MapType::HttpCallResponseHeaders);
+                let mut raw = hostio::header_map_bytes(MapType::HttpCallResponseHeaders);
+                let headers = hostio::decode_map(&mut raw).unwrap_or_default();
                 let status = hostio::call_status(&headers);
                 // Kong reports a failed callout with `:dispatch_status` and no `:status`.
                 let engine_failed =
-                    status.is_none() && headers.iter().any(|(k, _)| k == ":dispatch_status");
+                    status.is_none() && headers.iter().any(|(k, _)| *k == ":dispatch_status");
                 let decision = if body_size > MAX_AUTHZ_BODY {
                     // Too large to read: a failure stays a failure, any other answer denies.
                     authz::decide(status, b"", &[])

@@ -244,6 +244,7 @@ fn decisions_are_cached_shared_and_expire() {
             1,
             "second worker used the shared cache"
         );
+        flush_metrics(&mut [&mut f1, &mut f2]);
         assert_eq!(h.metric("bouncer_authz_cache_hits"), Some(2));
         // Another path is another decision.
         run(&mut f2, get("/api/v1/orders/2").header("authorization", &t));
@@ -366,6 +367,7 @@ fn decisions_are_keyed_by_the_exact_body() {
             "You cannot consume this service",
         );
         assert_eq!(calls(), 4, "{:?}", seen.lock().unwrap());
+        flush_metrics(&mut [&mut f1, &mut f2]);
         assert_eq!(h.metric("bouncer_authz_cache_hits"), Some(4));
     }
 }

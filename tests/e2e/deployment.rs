@@ -139,6 +139,7 @@ fn kong_conf_gives_the_filter_its_shared_memory() {
         );
     }
     assert_eq!(h.metric("bouncer_authz_calls"), Some(1));
+    flush_metrics(&mut [&mut f]);
     assert_eq!(h.metric("bouncer_authz_cache_hits"), Some(1));
 
     // The same without any zone: the engine traps the filter.

@@ -13,6 +13,7 @@ mod authz;
 mod cases;
 mod deployment;
 mod headers;
+mod hotpath;
 mod jwks;
 mod jwt;
 mod observability;

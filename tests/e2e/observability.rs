@@ -38,6 +38,9 @@ fn metrics_and_denial_logs() {
             denial_logs[0].message.contains("partner"),
             "names the consumer"
         );
+        // Allowed requests are counted in the worker and flushed on the tick.
+        assert_eq!(h.metric("bouncer_requests_allowed").unwrap_or(0), 0);
+        flush_metrics(&mut [&mut f]);
         assert_eq!(h.metric("bouncer_requests_allowed"), Some(2));
         assert_eq!(h.metric("bouncer_requests_denied_401"), Some(1));
         assert_eq!(h.metric("bouncer_requests_denied_403"), Some(1));

@@ -404,6 +404,7 @@ fn no_secret_in_logs_or_bodies_and_every_denial_logged_once() {
             .filter(|l| l.message.contains("denied"))
             .count();
         assert_eq!(all_denied, denials, "{profile:?}");
+        flush_metrics(&mut [&mut f]);
         assert_eq!(h.metric("bouncer_requests_allowed"), Some(allowed));
         assert_eq!(h.metric("bouncer_requests_denied_401"), Some(d401));
         assert_eq!(h.metric("bouncer_requests_denied_403"), Some(d403));

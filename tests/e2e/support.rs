@@ -205,3 +205,11 @@ pub fn engine_failure(reply: &bouncer_harness::CalloutReply, timeout: std::time:
         _ => false,
     }
 }
+
+/// Run each filter's tick: it hands the counters a worker buffers (allowed requests, cache
+/// hits) to the host.
+pub fn flush_metrics(filters: &mut [&mut Filter]) {
+    for f in filters.iter_mut() {
+        f.tick().unwrap_or_else(|e| panic!("{e}"));
+    }
+}

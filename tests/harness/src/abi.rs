@@ -591,6 +591,39 @@ fn continue_stream(c: &mut C<'_>, stream_type: u32) -> u32 {
     }
 }
 
+/// Count one call of the host function `name`, when counting is on (`count_host_calls`).
+fn tally(c: &C<'_>, name: &'static str) {
+    let _ = c;
+    HOST_CALLS.with(|m| {
+        if let Some(m) = m.borrow_mut().as_mut() {
+            *m.entry(name).or_insert(0) += 1;
+        }
+    });
+}
+
+thread_local! {
+    /// Host calls made on this thread, by name, while counting (a module runs on its
+    /// caller's thread). `None`: not counting.
+    static HOST_CALLS: std::cell::RefCell<Option<std::collections::BTreeMap<&'static str, u64>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Start counting the host calls modules make on this thread (from zero), or stop.
+pub fn count_host_calls(on: bool) {
+    HOST_CALLS.with(|m| *m.borrow_mut() = on.then(std::collections::BTreeMap::new));
+}
+
+/// The host calls counted on this thread since counting started or since the last call, by
+/// name; the count restarts from zero. Empty when not counting.
+pub fn take_host_calls() -> std::collections::BTreeMap<&'static str, u64> {
+    HOST_CALLS.with(|m| {
+        m.borrow_mut()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
+}
+
 /// Builds the linker with every host function; one linker serves both profiles.
 pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> {
     let mut l: Linker<State> = Linker::new(engine);
@@ -601,6 +634,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_log",
         |mut c: C<'_>, level: u32, ptr: u32, len: u32| -> Result<u32> {
+            tally(&c, "proxy_log");
             let Some(level) = LogLevel::from_u32(level) else {
                 return Ok(BAD_ARGUMENT);
             };
@@ -615,6 +649,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_log_level",
         |mut c: C<'_>, ret: u32| -> Result<u32> {
+            tally(&c, "proxy_get_log_level");
             // Kong declares it with another signature: modules importing it do not load there
             // (checked when the filter is created).
             let level = c.data().host.log_level.load(Ordering::Relaxed);
@@ -629,6 +664,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_current_time_nanoseconds",
         |mut c: C<'_>, ret: u32| -> Result<u32> {
+            tally(&c, "proxy_get_current_time_nanoseconds");
             let now = c.data().host.now();
             Ok(if write(&mut c, ret, &now.to_le_bytes()) {
                 OK
@@ -638,6 +674,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         },
     )?;
     l.func_wrap(env, "proxy_set_tick_period_milliseconds", |mut c: C<'_>, period: u32| -> Result<u32> {
+            tally(&c, "proxy_set_tick_period_milliseconds");
         let s = c.data_mut();
         let kong = s.kong();
         let root = match s.streams.get(&s.current) {
@@ -664,6 +701,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_configuration",
         |mut c: C<'_>, ptr_ptr: u32, size_ptr: u32| -> Result<u32> {
+            tally(&c, "proxy_get_configuration");
             let s = c.data();
             let cfg = s.roots.get(&s.current).cloned().unwrap_or_default();
             copy_out(&mut c, &cfg, ptr_ptr, size_ptr)
@@ -679,6 +717,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
          ptr_ptr: u32,
          size_ptr: u32|
          -> Result<u32> {
+            tally(&c, "proxy_get_buffer_bytes");
             let buf = match buffer(&mut c, kind)? {
                 Ok(b) => b,
                 Err(status) => return Ok(status),
@@ -695,6 +734,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_buffer_status",
         |mut c: C<'_>, kind: u32, len_ptr: u32, flags_ptr: u32| -> Result<u32> {
+            tally(&c, "proxy_get_buffer_status");
             let buf = match buffer(&mut c, kind)? {
                 Ok(b) => b,
                 Err(status) => return Ok(status),
@@ -712,6 +752,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_set_buffer_bytes",
         |mut c: C<'_>, kind: u32, start: u32, size: u32, ptr: u32, len: u32| -> Result<u32> {
+            tally(&c, "proxy_set_buffer_bytes");
             let Some(value) = read(&mut c, ptr, len) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -736,6 +777,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_header_map_pairs",
         |mut c: C<'_>, map: u32, ptr_ptr: u32, size_ptr: u32| -> Result<u32> {
+            tally(&c, "proxy_get_header_map_pairs");
             match get_map(c.data(), map).map(serialize_map) {
                 Ok(bytes) => copy_out(&mut c, &bytes, ptr_ptr, size_ptr),
                 Err(status) => Ok(status),
@@ -746,6 +788,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_header_map_size",
         |mut c: C<'_>, map: u32, size_ptr: u32| -> Result<u32> {
+            tally(&c, "proxy_get_header_map_size");
             match get_map(c.data(), map) {
                 Ok(pairs) => {
                     let n = serialize_map(pairs).len() as u32;
@@ -763,6 +806,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_set_header_map_pairs",
         |mut c: C<'_>, map: u32, ptr: u32, len: u32| -> Result<u32> {
+            tally(&c, "proxy_set_header_map_pairs");
             let Some(bytes) = read(&mut c, ptr, len) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -800,6 +844,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
          ptr_ptr: u32,
          size_ptr: u32|
          -> Result<u32> {
+            tally(&c, "proxy_get_header_map_value");
             let Some(key) = read_str(&mut c, kptr, klen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -817,6 +862,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_replace_header_map_value",
         |mut c: C<'_>, map: u32, kptr: u32, klen: u32, vptr: u32, vlen: u32| -> Result<u32> {
+            tally(&c, "proxy_replace_header_map_value");
             let (Some(k), Some(v)) = (read_str(&mut c, kptr, klen), read_str(&mut c, vptr, vlen))
             else {
                 return Ok(INVALID_MEMORY_ACCESS);
@@ -828,6 +874,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_remove_header_map_value",
         |mut c: C<'_>, map: u32, kptr: u32, klen: u32| -> Result<u32> {
+            tally(&c, "proxy_remove_header_map_value");
             let Some(k) = read_str(&mut c, kptr, klen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -838,6 +885,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_add_header_map_value",
         |mut c: C<'_>, map: u32, kptr: u32, klen: u32, vptr: u32, vlen: u32| -> Result<u32> {
+            tally(&c, "proxy_add_header_map_value");
             let (Some(k), Some(v)) = (read_str(&mut c, kptr, klen), read_str(&mut c, vptr, vlen))
             else {
                 return Ok(INVALID_MEMORY_ACCESS);
@@ -851,6 +899,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_property",
         |mut c: C<'_>, pptr: u32, plen: u32, ptr_ptr: u32, size_ptr: u32| -> Result<u32> {
+            tally(&c, "proxy_get_property");
             let Some(path) = read(&mut c, pptr, plen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -864,6 +913,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_set_property",
         |mut c: C<'_>, pptr: u32, plen: u32, vptr: u32, vlen: u32| -> Result<u32> {
+            tally(&c, "proxy_set_property");
             let (Some(path), Some(value)) = (read(&mut c, pptr, plen), read(&mut c, vptr, vlen))
             else {
                 return Ok(INVALID_MEMORY_ACCESS);
@@ -902,6 +952,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
          size_ptr: u32,
          cas_ptr: u32|
          -> Result<u32> {
+            tally(&c, "proxy_get_shared_data");
             let Some(key) = read(&mut c, kptr, klen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -921,6 +972,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_set_shared_data",
         |mut c: C<'_>, kptr: u32, klen: u32, vptr: u32, vlen: u32, cas: u32| -> Result<u32> {
+            tally(&c, "proxy_set_shared_data");
             let (Some(key), Some(value)) = (read(&mut c, kptr, klen), read(&mut c, vptr, vlen))
             else {
                 return Ok(INVALID_MEMORY_ACCESS);
@@ -950,6 +1002,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_register_shared_queue",
         |mut c: C<'_>, nptr: u32, nlen: u32, id_ptr: u32| -> Result<u32> {
+            tally(&c, "proxy_register_shared_queue");
             let Some(name) = read(&mut c, nptr, nlen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -971,6 +1024,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_resolve_shared_queue",
         |mut c: C<'_>, _vptr: u32, _vlen: u32, nptr: u32, nlen: u32, id_ptr: u32| -> Result<u32> {
+            tally(&c, "proxy_resolve_shared_queue");
             kong_nyi(&c, "proxy_resolve_shared_queue")?;
             let Some(name) = read(&mut c, nptr, nlen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
@@ -990,6 +1044,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_dequeue_shared_queue",
         |mut c: C<'_>, id: u32, ptr_ptr: u32, size_ptr: u32| -> Result<u32> {
+            tally(&c, "proxy_dequeue_shared_queue");
             let item = {
                 let mut q = lock(&c.data().host.queues);
                 match q.items.get_mut(&id) {
@@ -1007,6 +1062,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_enqueue_shared_queue",
         |mut c: C<'_>, id: u32, vptr: u32, vlen: u32| -> Result<u32> {
+            tally(&c, "proxy_enqueue_shared_queue");
             let Some(value) = read(&mut c, vptr, vlen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -1026,18 +1082,23 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_continue_stream",
         |mut c: C<'_>, stream_type: u32| -> Result<u32> {
+            tally(&c, "proxy_continue_stream");
             Ok(continue_stream(&mut c, stream_type))
         },
     )?;
     l.func_wrap(
         env,
         "proxy_continue_request",
-        |mut c: C<'_>| -> Result<u32> { Ok(continue_stream(&mut c, 0)) },
+        |mut c: C<'_>| -> Result<u32> {
+            tally(&c, "proxy_continue_request");
+            Ok(continue_stream(&mut c, 0))
+        },
     )?;
     l.func_wrap(
         env,
         "proxy_continue_response",
         |mut c: C<'_>| -> Result<u32> {
+            tally(&c, "proxy_continue_response");
             kong_nyi(&c, "proxy_continue_response")?;
             Ok(continue_stream(&mut c, 1))
         },
@@ -1046,6 +1107,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_close_stream",
         |mut c: C<'_>, stream_type: u32| -> Result<u32> {
+            tally(&c, "proxy_close_stream");
             kong_nyi(&c, "proxy_close_stream")?;
             if stream_type > 3 {
                 return Ok(BAD_ARGUMENT);
@@ -1060,6 +1122,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         },
     )?;
     l.func_wrap(env, "proxy_clear_route_cache", |c: C<'_>| -> Result<u32> {
+        tally(&c, "proxy_clear_route_cache");
         kong_nyi(&c, "proxy_clear_route_cache")?;
         Ok(OK)
     })?;
@@ -1076,6 +1139,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
          hlen: u32,
          _grpc: i32|
          -> Result<u32> {
+            tally(&c, "proxy_send_local_response");
             let (Some(details), Some(body), Some(hbytes)) = (
                 read_str(&mut c, dptr, dlen),
                 read(&mut c, bptr, blen),
@@ -1138,6 +1202,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
          timeout_ms: u32,
          token_ptr: u32|
          -> Result<u32> {
+            tally(&c, "proxy_http_call");
             let (Some(upstream), Some(hbytes), Some(body), Some(tbytes)) = (
                 read_str(&mut c, uptr, ulen),
                 read(&mut c, hptr, hlen),
@@ -1233,6 +1298,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
          _: u32,
          _: u32|
          -> Result<u32> {
+            tally(&c, "proxy_grpc_call");
             kong_nyi(&c, "proxy_grpc_call")?;
             Ok(UNIMPLEMENTED)
         },
@@ -1251,6 +1317,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
          _: u32,
          _: u32|
          -> Result<u32> {
+            tally(&c, "proxy_grpc_stream");
             kong_nyi(&c, "proxy_grpc_stream")?;
             Ok(UNIMPLEMENTED)
         },
@@ -1259,6 +1326,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_grpc_send",
         |c: C<'_>, _: u32, _: u32, _: u32, _: u32| -> Result<u32> {
+            tally(&c, "proxy_grpc_send");
             kong_nyi(&c, "proxy_grpc_send")?;
             Ok(UNIMPLEMENTED)
         },
@@ -1267,11 +1335,13 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_grpc_cancel",
         |c: C<'_>, _: u32| -> Result<u32> {
+            tally(&c, "proxy_grpc_cancel");
             kong_nyi(&c, "proxy_grpc_cancel")?;
             Ok(UNIMPLEMENTED)
         },
     )?;
     l.func_wrap(env, "proxy_grpc_close", |c: C<'_>, _: u32| -> Result<u32> {
+        tally(&c, "proxy_grpc_close");
         kong_nyi(&c, "proxy_grpc_close")?;
         Ok(UNIMPLEMENTED)
     })?;
@@ -1279,6 +1349,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_status",
         |mut c: C<'_>, code_ptr: u32, ptr_ptr: u32, size_ptr: u32| -> Result<u32> {
+            tally(&c, "proxy_get_status");
             kong_nyi(&c, "proxy_get_status")?;
             let code = c
                 .data()
@@ -1299,6 +1370,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_set_effective_context",
         |mut c: C<'_>, ctx: u32| -> Result<u32> {
+            tally(&c, "proxy_set_effective_context");
             let s = c.data_mut();
             if s.kong() {
                 // ngx_wasm_module: a no-op (each callback already runs in its own context)
@@ -1320,11 +1392,13 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_call_foreign_function",
         |c: C<'_>, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32| -> Result<u32> {
+            tally(&c, "proxy_call_foreign_function");
             kong_nyi(&c, "proxy_call_foreign_function")?;
             Ok(NOT_FOUND)
         },
     )?;
     l.func_wrap(env, "proxy_done", |c: C<'_>| -> Result<u32> {
+        tally(&c, "proxy_done");
         kong_nyi(&c, "proxy_done")?;
         Ok(NOT_FOUND)
     })?;
@@ -1334,6 +1408,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_define_metric",
         |mut c: C<'_>, kind: u32, nptr: u32, nlen: u32, id_ptr: u32| -> Result<u32> {
+            tally(&c, "proxy_define_metric");
             if kind > 2 {
                 return Ok(BAD_ARGUMENT);
             }
@@ -1367,6 +1442,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_increment_metric",
         |c: C<'_>, id: u32, delta: i64| -> Result<u32> {
+            tally(&c, "proxy_increment_metric");
             let mut m = lock(&c.data().host.metrics);
             let Some(metric) = (id as usize).checked_sub(1).and_then(|i| m.list.get_mut(i)) else {
                 return Ok(NOT_FOUND);
@@ -1382,6 +1458,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_record_metric",
         |c: C<'_>, id: u32, value: u64| -> Result<u32> {
+            tally(&c, "proxy_record_metric");
             let mut m = lock(&c.data().host.metrics);
             let Some(metric) = (id as usize).checked_sub(1).and_then(|i| m.list.get_mut(i)) else {
                 return Ok(NOT_FOUND);
@@ -1394,6 +1471,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_metric",
         |mut c: C<'_>, id: u32, ret: u32| -> Result<u32> {
+            tally(&c, "proxy_get_metric");
             let value = {
                 let m = lock(&c.data().host.metrics);
                 match (id as usize).checked_sub(1).and_then(|i| m.list.get(i)) {
@@ -1503,6 +1581,7 @@ fn define_wasi(l: &mut Linker<State>) -> Result<()> {
         WASI,
         "fd_write",
         |mut c: C<'_>, fd: u32, iovs: u32, n: u32, written_ptr: u32| -> Result<u32> {
+            tally(&c, "fd_write");
             if fd != 1 && fd != 2 {
                 return Ok(ERRNO_BADF);
             }
@@ -1529,18 +1608,28 @@ fn define_wasi(l: &mut Linker<State>) -> Result<()> {
     l.func_wrap(
         WASI,
         "fd_read",
-        |_: C<'_>, _: u32, _: u32, _: u32, _: u32| -> u32 { ERRNO_BADF },
+        |c: C<'_>, _: u32, _: u32, _: u32, _: u32| -> u32 {
+            tally(&c, "fd_read");
+            ERRNO_BADF
+        },
     )?;
-    l.func_wrap(WASI, "fd_close", |_: C<'_>, _: u32| -> u32 { ERRNO_BADF })?;
+    l.func_wrap(WASI, "fd_close", |c: C<'_>, _: u32| -> u32 {
+        tally(&c, "fd_close");
+        ERRNO_BADF
+    })?;
     l.func_wrap(
         WASI,
         "fd_seek",
-        |_: C<'_>, _: u32, _: i64, _: u32, _: u32| -> u32 { ERRNO_BADF },
+        |c: C<'_>, _: u32, _: i64, _: u32, _: u32| -> u32 {
+            tally(&c, "fd_seek");
+            ERRNO_BADF
+        },
     )?;
     l.func_wrap(
         WASI,
         "fd_fdstat_get",
         |mut c: C<'_>, fd: u32, ptr: u32| -> u32 {
+            tally(&c, "fd_fdstat_get");
             if fd > 2 {
                 return ERRNO_BADF;
             }
@@ -1556,18 +1645,23 @@ fn define_wasi(l: &mut Linker<State>) -> Result<()> {
             }
         },
     )?;
-    l.func_wrap(WASI, "fd_prestat_get", |_: C<'_>, _: u32, _: u32| -> u32 {
+    l.func_wrap(WASI, "fd_prestat_get", |c: C<'_>, _: u32, _: u32| -> u32 {
+        tally(&c, "fd_prestat_get");
         ERRNO_BADF
     })?;
     l.func_wrap(
         WASI,
         "fd_prestat_dir_name",
-        |_: C<'_>, _: u32, _: u32, _: u32| -> u32 { ERRNO_BADF },
+        |c: C<'_>, _: u32, _: u32, _: u32| -> u32 {
+            tally(&c, "fd_prestat_dir_name");
+            ERRNO_BADF
+        },
     )?;
     l.func_wrap(
         WASI,
         "clock_time_get",
         |mut c: C<'_>, id: u32, _precision: i64, ret: u32| -> u32 {
+            tally(&c, "clock_time_get");
             if id > 3 {
                 return ERRNO_INVAL;
             }
@@ -1583,6 +1677,7 @@ fn define_wasi(l: &mut Linker<State>) -> Result<()> {
         WASI,
         "clock_res_get",
         |mut c: C<'_>, _: u32, ret: u32| -> u32 {
+            tally(&c, "clock_res_get");
             if write(&mut c, ret, &1u64.to_le_bytes()) {
                 ERRNO_SUCCESS
             } else {
@@ -1594,6 +1689,7 @@ fn define_wasi(l: &mut Linker<State>) -> Result<()> {
         WASI,
         "random_get",
         |mut c: C<'_>, ptr: u32, len: u32| -> u32 {
+            tally(&c, "random_get");
             let mut bytes = Vec::with_capacity(len as usize + 8);
             while bytes.len() < len as usize {
                 let r = c.data_mut().next_random();
@@ -1620,20 +1716,29 @@ fn define_wasi(l: &mut Linker<State>) -> Result<()> {
             },
         )?;
     }
-    l.func_wrap(WASI, "environ_get", |_: C<'_>, _: u32, _: u32| -> u32 {
+    l.func_wrap(WASI, "environ_get", |c: C<'_>, _: u32, _: u32| -> u32 {
+        tally(&c, "environ_get");
         ERRNO_SUCCESS
     })?;
-    l.func_wrap(WASI, "args_get", |_: C<'_>, _: u32, _: u32| -> u32 {
+    l.func_wrap(WASI, "args_get", |c: C<'_>, _: u32, _: u32| -> u32 {
+        tally(&c, "args_get");
         ERRNO_SUCCESS
     })?;
-    l.func_wrap(WASI, "proc_exit", |_: C<'_>, code: u32| -> Result<()> {
+    l.func_wrap(WASI, "proc_exit", |c: C<'_>, code: u32| -> Result<()> {
+        tally(&c, "proc_exit");
         bail!("proc_exit({code}) called by the module")
     })?;
-    l.func_wrap(WASI, "sched_yield", |_: C<'_>| -> u32 { ERRNO_SUCCESS })?;
+    l.func_wrap(WASI, "sched_yield", |c: C<'_>| -> u32 {
+        tally(&c, "sched_yield");
+        ERRNO_SUCCESS
+    })?;
     l.func_wrap(
         WASI,
         "poll_oneoff",
-        |_: C<'_>, _: u32, _: u32, _: u32, _: u32| -> u32 { ERRNO_NOSYS },
+        |c: C<'_>, _: u32, _: u32, _: u32, _: u32| -> u32 {
+            tally(&c, "poll_oneoff");
+            ERRNO_NOSYS
+        },
     )?;
     Ok(())
 }

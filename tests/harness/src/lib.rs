@@ -61,6 +61,7 @@ mod filter;
 mod host;
 mod http;
 
+pub use abi::{count_host_calls, take_host_calls};
 pub use filter::{Filter, KONG_AUTHORITY};
 pub use host::{Host, KongLocation, LogEntry, LogLevel, Metric, Profile, DEFAULT_UNIX_TIME};
 pub use http::{Callout, CalloutReply, Headers, Outcome, Request, RequestState, Response};

@@ -1,0 +1,186 @@
+//! The proxy-wasm header map serialization (ABI 0.2.1), decoded in place: pure code, so that
+//! it is tested natively. The glue reads the map's bytes from the host and decodes them here.
+//!
+//! The SDK's own decoder unwraps `String::from_utf8` on every name and value, so one
+//! non-UTF-8 header byte would trap the VM; and it allocates two strings per header. This one
+//! borrows every name and value from the host's buffer.
+
+fn le_u32(bytes: &[u8], at: usize) -> Option<usize> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    let arr: [u8; 4] = b.try_into().ok()?;
+    usize::try_from(u32::from_le_bytes(arr)).ok()
+}
+
+/// Where one pair's name and value sit in a serialized header map.
+struct Pair {
+    name: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+}
+
+/// The pairs of the proxy-wasm header map serialization; `None` when it is malformed.
+fn pairs(bytes: &[u8]) -> Option<Vec<Pair>> {
+    if bytes.is_empty() {
+        return Some(Vec::new());
+    }
+    let count = le_u32(bytes, 0)?;
+    let mut data = count.checked_mul(8)?.checked_add(4)?;
+    let mut out = Vec::with_capacity(count.min(1024));
+    for n in 0..count {
+        let s = n.checked_mul(8)?.checked_add(4)?;
+        let klen = le_u32(bytes, s)?;
+        let vlen = le_u32(bytes, s.checked_add(4)?)?;
+        let name = data..data.checked_add(klen)?;
+        data = name.end.checked_add(1)?;
+        let value = data..data.checked_add(vlen)?;
+        data = value.end.checked_add(1)?;
+        if value.end > bytes.len() {
+            return None;
+        }
+        out.push(Pair { name, value });
+    }
+    Some(out)
+}
+
+/// Decode a serialized header map in place and borrow its pairs: names in lowercase (Kong
+/// passes them as the client wrote them; every comparison is in lowercase), and every byte
+/// that is not part of valid UTF-8 replaced by `?` (a client's odd byte never traps the VM,
+/// and never turns into another header's name). No allocation per header. `None` when the
+/// map is malformed.
+pub fn decode_map(bytes: &mut [u8]) -> Option<Vec<(&str, &str)>> {
+    let pairs = pairs(bytes)?;
+    for p in &pairs {
+        let name = bytes.get_mut(p.name.clone())?;
+        name.make_ascii_lowercase();
+        sanitize(name);
+        sanitize(bytes.get_mut(p.value.clone())?);
+    }
+    let bytes: &[u8] = bytes;
+    pairs
+        .iter()
+        .map(|p| {
+            let name = std::str::from_utf8(bytes.get(p.name.clone())?).ok()?;
+            let value = std::str::from_utf8(bytes.get(p.value.clone())?).ok()?;
+            Some((name, value))
+        })
+        .collect()
+}
+
+/// Replace every byte that is not part of valid UTF-8 with `?`, in place. The common ASCII
+/// case is checked eight bytes at a time, the other valid case by the standard validator.
+fn sanitize(mut bytes: &mut [u8]) {
+    if is_ascii(bytes) {
+        return;
+    }
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(_) => return,
+            Err(e) => {
+                let bad_len = e.error_len().unwrap_or(usize::MAX);
+                let Some(rest) = bytes.get_mut(e.valid_up_to()..) else {
+                    return;
+                };
+                let n = bad_len.min(rest.len());
+                rest.iter_mut().take(n).for_each(|b| *b = b'?');
+                bytes = match rest.get_mut(n..) {
+                    Some(r) => r,
+                    None => return,
+                };
+            }
+        }
+    }
+}
+
+/// Whether every byte is ASCII, eight at a time (wasm has 64-bit integers; `is_ascii` and the
+/// UTF-8 validator go a word, 4 bytes, at a time): a 55 KB cookie header is read quickly.
+fn is_ascii(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut high = 0u64;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        high |= u64::from_le_bytes(w);
+    }
+    high & 0x8080_8080_8080_8080 == 0 && chunks.remainder().is_ascii()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (k, v) in pairs {
+            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        }
+        for (k, v) in pairs {
+            out.extend_from_slice(k);
+            out.push(0);
+            out.extend_from_slice(v);
+            out.push(0);
+        }
+        out
+    }
+
+    #[test]
+    fn names_lowercase_values_as_sent() {
+        let mut b = encode(&[
+            (b":path", b"/A?b=C"),
+            (b"Authorization", b"Bearer AbC"),
+            (b"X-Empty", b""),
+        ]);
+        let m = decode_map(&mut b).unwrap();
+        assert_eq!(
+            m,
+            vec![
+                (":path", "/A?b=C"),
+                ("authorization", "Bearer AbC"),
+                ("x-empty", "")
+            ]
+        );
+        let mut empty = Vec::new();
+        assert_eq!(decode_map(&mut empty), Some(vec![]));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_become_question_marks() {
+        let mut b = encode(&[
+            (b"x-a\xff", b"caf\xc3\xa9 \xe2\x82 \xf0\x9f\x98\x80\xff"),
+            (b"X-Consumer-ID\xc0\xae", b"\xed\xa0\x80"),
+        ]);
+        let m = decode_map(&mut b).unwrap();
+        // Valid multibyte characters stay; each byte of an invalid sequence is replaced.
+        assert_eq!(m[0], ("x-a?", "café ?? 😀?"));
+        // An odd byte never makes a reserved name (nor any other valid name) out of a header.
+        assert_eq!(m[1], ("x-consumer-id??", "???"));
+    }
+
+    #[test]
+    fn malformed_maps_are_refused() {
+        let good = encode(&[(b"a", b"b"), (b"cc", b"dd")]);
+        for cut in 1..good.len() - 1 {
+            let mut b = good[..cut].to_vec();
+            assert_eq!(decode_map(&mut b), None, "cut at {cut}");
+        }
+        // A count far larger than the buffer.
+        let mut b = u32::MAX.to_le_bytes().to_vec();
+        assert_eq!(decode_map(&mut b), None);
+        // Lengths that overflow.
+        let mut b = 1u32.to_le_bytes().to_vec();
+        b.extend_from_slice(&u32::MAX.to_le_bytes());
+        b.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode_map(&mut b), None);
+    }
+
+    #[test]
+    fn long_ascii_and_long_mixed_values() {
+        let long = "k".repeat(70_000);
+        let mut mixed = long.clone().into_bytes();
+        mixed.insert(35_000, 0xff);
+        let mut b = encode(&[(b"cookie", long.as_bytes()), (b"x", &mixed)]);
+        let m = decode_map(&mut b).unwrap();
+        assert_eq!(m[0].1, long);
+        assert_eq!(m[1].1.len(), 70_001);
+        assert_eq!(m[1].1.as_bytes()[35_000], b'?');
+    }
+}
