@@ -126,6 +126,9 @@ impl Root {
         let Some(w) = self.worker.clone() else {
             return;
         };
+        if Self::remote_providers(&w).next().is_none() {
+            return;
+        }
         let t = now();
         for p in Self::remote_providers(&w) {
             let Some(r) = jwks::remote(&w.policy, p) else {
