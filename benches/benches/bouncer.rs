@@ -388,6 +388,22 @@ struct Params {
     batch: usize,
 }
 
+/// The host calls one request makes (all its callbacks), counted by the harness.
+fn host_calls(f: &mut Filter, r: Request) -> u64 {
+    bouncer_harness::count_host_calls(true);
+    f.run(r).unwrap_or_else(|e| panic!("{e}"));
+    let n = bouncer_harness::take_host_calls().values().sum();
+    bouncer_harness::count_host_calls(false);
+    n
+}
+
+/// A timing and the host calls of one such request.
+#[derive(Clone, Copy)]
+struct Row {
+    s: Stats,
+    calls: u64,
+}
+
 /// A cached-token request, repeated: (filter, token) -> median per request.
 fn cached(p: &Params, f: &mut Filter, token: &str) -> Stats {
     for _ in 0..20 {
@@ -400,15 +416,26 @@ fn cached(p: &Params, f: &mut Filter, token: &str) -> Stats {
     )
 }
 
+/// [`cached`], with the host calls of one more such request.
+fn cached_row(p: &Params, f: &mut Filter, token: &str) -> Row {
+    let s = cached(p, f, token);
+    Row {
+        s,
+        calls: host_calls(f, request(token)),
+    }
+}
+
 /// The same request (with no credential handling differences) through the no-op filter.
-fn noop_request(p: &Params, noop: &Harness, token: &str) -> Stats {
+fn noop_request(p: &Params, noop: &Harness, token: &str) -> Row {
     let host = host();
     let mut f = noop.filter(&host, "").unwrap();
-    cached(p, &mut f, token)
+    cached_row(p, &mut f, token)
 }
 
 struct AlgRow {
     label: &'static str,
+    /// Host calls of a request with a new token, a cached one, one cached by another instance.
+    calls: [u64; 3],
     new: Stats,
     local: Stats,
     shared: Stats,
@@ -474,9 +501,14 @@ fn per_algorithm(p: &Params, h: &Harness, floor: &mut Floor, algos: &[Algo]) -> 
             run_ok(&mut fb, r);
             shared.push(s.elapsed().as_secs_f64() * 1e6);
         }
+        // Host calls of (a) and (c).
+        let t = fresh(a, 1).remove(0);
+        let calls_new = host_calls(&mut fa, request(&t));
+        let calls_shared = host_calls(&mut fb, request(&t));
         // (b): one token, cached in this instance.
         let t = fresh(a, 1).remove(0);
         let local = cached(p, &mut fb, &t);
+        let calls_local = host_calls(&mut fb, request(&t));
         let hits_shared = host.metric("bouncer_token_cache_hits_shared").unwrap_or(0);
         // HMAC tokens skip the shared level (verifying costs less than looking up).
         assert!(
@@ -486,6 +518,7 @@ fn per_algorithm(p: &Params, h: &Harness, floor: &mut Floor, algos: &[Algo]) -> 
         );
         rows.push(AlgRow {
             label: a.label,
+            calls: [calls_new, calls_local, calls_shared],
             new: stats(new),
             local,
             shared: stats(shared),
@@ -515,7 +548,7 @@ fn acl_config(hs: &Algo, n: usize, indexed: bool) -> Value {
            "audiences": ["api"]})
 }
 
-fn acl(p: &Params, h: &Harness, hs: &Algo, n: usize, indexed: bool) -> Stats {
+fn acl(p: &Params, h: &Harness, hs: &Algo, n: usize, indexed: bool) -> Row {
     let host = host();
     let mut f = filter(h, &host, &acl_config(hs, n, indexed));
     let t = hs.token(1, &json!({}));
@@ -524,16 +557,20 @@ fn acl(p: &Params, h: &Harness, hs: &Algo, n: usize, indexed: bool) -> Stats {
     for _ in 0..20 {
         run_ok(&mut f, req());
     }
-    time_batches(
+    let s = time_batches(
         p.samples,
         || (0..p.batch).map(|_| req()).collect(),
         |r| run_ok(&mut f, r),
-    )
+    );
+    Row {
+        s,
+        calls: host_calls(&mut f, req()),
+    }
 }
 
 /// Local permission model with `n` activities (`n / 10` permissions of 10 activities); the
 /// token holds up to five permissions, the last of which has the matching activity.
-fn permissions(p: &Params, h: &Harness, hs: &Algo, n: usize) -> Stats {
+fn permissions(p: &Params, h: &Harness, hs: &Algo, n: usize) -> Row {
     let perms = n / 10;
     let mut model = serde_json::Map::new();
     for j in 0..perms {
@@ -555,16 +592,20 @@ fn permissions(p: &Params, h: &Harness, hs: &Algo, n: usize) -> Stats {
     for _ in 0..20 {
         run_ok(&mut f, req());
     }
-    time_batches(
+    let s = time_batches(
         p.samples,
         || (0..p.batch).map(|_| req()).collect(),
         |r| run_ok(&mut f, r),
-    )
+    );
+    Row {
+        s,
+        calls: host_calls(&mut f, req()),
+    }
 }
 
 /// A cached token whose request hits the authorization decision cache, and the same without
 /// any authorization configured.
-fn authz(p: &Params, h: &Harness, hs: &Algo) -> (Stats, Stats) {
+fn authz(p: &Params, h: &Harness, hs: &Algo) -> (Row, Row) {
     let t = hs.token(1, &json!({"permissions": ["view_orders"]}));
     let base = json!({"consumers": [{"username": "c", "jwt_secrets": [hs.credential()]}],
                       "audiences": ["api"]});
@@ -574,7 +615,7 @@ fn authz(p: &Params, h: &Harness, hs: &Algo) -> (Stats, Stats) {
     let h1 = host();
     h1.set_callout_handler(|_| CalloutReply::json(200, r#"{"result": true}"#));
     let mut f = filter(h, &h1, &with_authz);
-    let hit = cached(p, &mut f, &t);
+    let hit = cached_row(p, &mut f, &t);
     let calls = h1.metric("bouncer_authz_calls").unwrap_or(0);
     assert_eq!(
         calls, 1,
@@ -582,12 +623,12 @@ fn authz(p: &Params, h: &Harness, hs: &Algo) -> (Stats, Stats) {
     );
     let h2 = host();
     let mut f = filter(h, &h2, &base);
-    (hit, cached(p, &mut f, &t))
+    (hit, cached_row(p, &mut f, &t))
 }
 
 /// A CORS preflight let through unauthenticated (`run_on_preflight: false`): the filter reads
 /// the headers, checks the reserved ones and counts the request; no credential, no edits.
-fn preflight(p: &Params, h: &Harness, hs: &Algo) -> Stats {
+fn preflight(p: &Params, h: &Harness, hs: &Algo) -> Row {
     let config = json!({"run_on_preflight": false,
         "consumers": [{"username": "c", "jwt_secrets": [hs.credential()]}]});
     let host = host();
@@ -600,14 +641,18 @@ fn preflight(p: &Params, h: &Harness, hs: &Algo) -> Stats {
     for _ in 0..20 {
         run_ok(&mut f, req());
     }
-    time_batches(
+    let s = time_batches(
         p.samples,
         || (0..p.batch).map(|_| req()).collect(),
         |r| run_ok(&mut f, r),
-    )
+    );
+    Row {
+        s,
+        calls: host_calls(&mut f, req()),
+    }
 }
 
-fn api_key(p: &Params, h: &Harness) -> Stats {
+fn api_key(p: &Params, h: &Harness) -> Row {
     use sha2::Digest;
     let key = "bench-api-key-0123456789abcdef";
     let digest: String = sha2::Sha256::digest(key)
@@ -622,17 +667,21 @@ fn api_key(p: &Params, h: &Harness) -> Stats {
     for _ in 0..20 {
         run_ok(&mut f, req());
     }
-    time_batches(
+    let s = time_batches(
         p.samples,
         || (0..p.batch).map(|_| req()).collect(),
         |r| run_ok(&mut f, r),
-    )
+    );
+    Row {
+        s,
+        calls: host_calls(&mut f, req()),
+    }
 }
 
 /// A cached HS256 token in a `jwt-token` cookie, a request with 4,000 distinct `jwt-token`
 /// cookies (55 KB: the answer is `Multiple tokens provided`, found at the second), and that
 /// request through the no-op filter (what carrying 55 KB costs the host alone).
-fn cookies(p: &Params, h: &Harness, noop: &Harness, hs: &Algo) -> (Stats, Stats, Stats) {
+fn cookies(p: &Params, h: &Harness, noop: &Harness, hs: &Algo) -> (Row, Row, Row) {
     let config = json!({"consumers": [{"username": "c", "jwt_secrets": [hs.credential()]}],
                         "audiences": ["api"], "cookie_names": ["jwt-token"]});
     let host = host();
@@ -648,6 +697,10 @@ fn cookies(p: &Params, h: &Harness, noop: &Harness, hs: &Algo) -> (Stats, Stats,
         || (0..p.batch).map(|_| req()).collect(),
         |r| run_ok(&mut f, r),
     );
+    let one_cookie = Row {
+        s: one_cookie,
+        calls: host_calls(&mut f, req()),
+    };
     let many: Vec<String> = (0..4000).map(|i| format!("jwt-token=t{i:05}")).collect();
     let many = many.join("; ");
     assert!(many.len() >= 55_000);
@@ -664,6 +717,10 @@ fn cookies(p: &Params, h: &Harness, noop: &Harness, hs: &Algo) -> (Stats, Stats,
         || (0..p.batch).map(|_| req()).collect(),
         |r| run_401(&mut f, r),
     );
+    let many_cookies = Row {
+        s: many_cookies,
+        calls: host_calls(&mut f, req()),
+    };
     let mut f = noop.filter(&host, "").unwrap();
     let noop_many = time_batches(
         p.samples,
@@ -672,6 +729,10 @@ fn cookies(p: &Params, h: &Harness, noop: &Harness, hs: &Algo) -> (Stats, Stats,
             f.run(r).unwrap_or_else(|e| panic!("{e}"));
         },
     );
+    let noop_many = Row {
+        s: noop_many,
+        calls: host_calls(&mut f, req()),
+    };
     (one_cookie, many_cookies, noop_many)
 }
 
@@ -779,7 +840,7 @@ fn modules_mode(list: &str, p: &Params, algos: &[Algo]) {
         let host = host();
         let mut f = filter(&h, &host, &config);
         cells.push(cached(p, &mut f, &algos[0].token(1, &json!({}))));
-        cells.push(api_key(p, &h));
+        cells.push(api_key(p, &h).s);
         let cells: Vec<String> = cells.into_iter().map(us).collect();
         println!("| {label} | {size} | {} |", cells.join(" | "));
     }
@@ -870,7 +931,7 @@ fn main() {
         memory(&h, eddsa, mem_tokens)
     });
 
-    let net = |s: Stats| s.med - base.med;
+    let net = |s: Stats| s.med - base.s.med;
     println!();
     println!("Bouncer bench: {}", machine());
     println!(
@@ -881,13 +942,15 @@ fn main() {
         p.samples,
         p.batch
     );
-    println!("harness baseline (a no-op proxy-wasm filter, same request): {} µs per request; \"net\" = minus this", spread(base));
+    println!("harness baseline (a no-op proxy-wasm filter, same request): {} µs per request, {} host calls; \"net\" = minus this", spread(base.s), base.calls);
     println!();
-    println!("| algorithm | (a) new token | (b) cached here | (b) net | (c) cached by another instance | (c) net | (d) wasm floor | (e) native | (a)/(d) | (c)net/(b)net | RustCrypto wasm floor |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| algorithm | (a) new token | (b) cached here | (b) net | (c) cached by another instance | (c) net | (d) wasm floor | (e) native | (a)/(d) | (c)net/(b)net | RustCrypto wasm floor | host calls (a)/(b)/(c) |");
+    println!(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
     for r in &rows {
         println!(
-            "| {} | {} | {} | {:.2} | {} | {:.2} | {} | {} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {} | {:.2} | {} | {:.2} | {} | {} | {:.2} | {:.2} | {} | {}/{}/{} |",
             r.label,
             spread(r.new),
             spread(r.local),
@@ -899,13 +962,21 @@ fn main() {
             r.new.med / r.floor.med,
             net(r.shared) / net(r.local),
             spread(r.floor_rc),
+            r.calls[0],
+            r.calls[1],
+            r.calls[2],
         );
     }
     println!();
-    println!("| request (cached HS256 token unless said) | median µs [p25–p75] | net µs | ratio |");
-    println!("| --- | ---: | ---: | ---: |");
-    let line = |what: &str, s: Stats, ratio: String| {
-        println!("| {what} | {} | {:.2} | {ratio} |", spread(s), net(s));
+    println!("| request (cached HS256 token unless said) | median µs [p25–p75] | net µs | ratio | host calls |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let line = |what: &str, r: Row, ratio: String| {
+        println!(
+            "| {what} | {} | {:.2} | {ratio} | {} |",
+            spread(r.s),
+            net(r.s),
+            r.calls
+        );
     };
     line(
         "CORS preflight let through (headers read, nothing else)",
@@ -923,8 +994,8 @@ fn main() {
         acl100,
         format!(
             "{:.2} (net {:.2})",
-            acl100.med / acl1.med,
-            net(acl100) / net(acl1)
+            acl100.s.med / acl1.s.med,
+            net(acl100.s) / net(acl1.s)
         ),
     );
     line(
@@ -932,14 +1003,14 @@ fn main() {
         acl5000,
         format!(
             "{:.2} (net {:.2})",
-            acl5000.med / acl1.med,
-            net(acl5000) / net(acl1)
+            acl5000.s.med / acl1.s.med,
+            net(acl5000.s) / net(acl1.s)
         ),
     );
     line(
         "route ACL, 5,000 rules without literal prefix (worst case)",
         acl5000_linear,
-        format!("{:.2}", acl5000_linear.med / acl1.med),
+        format!("{:.2}", acl5000_linear.s.med / acl1.s.med),
     );
     line("permissions, 10 activities", perm10, "1.00".into());
     line(
@@ -947,29 +1018,29 @@ fn main() {
         perm5000,
         format!(
             "{:.2} (net {:.2})",
-            perm5000.med / perm10.med,
-            net(perm5000) / net(perm10)
+            perm5000.s.med / perm10.s.med,
+            net(perm5000.s) / net(perm10.s)
         ),
     );
     line("no authorization configured", no_authz, "1.00".into());
     line(
         "authz callout answered by the decision cache",
         authz_hit,
-        format!("{:.2}", authz_hit.med / no_authz.med),
+        format!("{:.2}", authz_hit.s.med / no_authz.s.med),
     );
     line("token in a cookie", one_cookie, "1.00".into());
     line(
         "the same 55 KB through the no-op filter (the host's share)",
         noop_cookies,
-        format!("{:.2}", noop_cookies.med / one_cookie.med),
+        format!("{:.2}", noop_cookies.s.med / one_cookie.s.med),
     );
     line(
         "55 KB of cookies: 4,000 distinct jwt-token (401 Multiple tokens provided)",
         many_cookies,
         format!(
             "{:.2} (net {:.2})",
-            many_cookies.med / one_cookie.med,
-            net(many_cookies) / net(one_cookie)
+            many_cookies.s.med / one_cookie.s.med,
+            net(many_cookies.s) / net(one_cookie.s)
         ),
     );
     if let Some((points, entries, bytes)) = mem {
