@@ -2041,17 +2041,35 @@ fn authz_body() -> BoxedStrategy<Vec<u8>> {
             json!(null)
         ]),
         (
-            prop_oneof![Just(json!(true)), json_leaf()],
+            prop_oneof![Just(json!(true)), Just(json!(false)), json_leaf()],
+            // Bouncer's first shape, OPA-Envoy's, or both keys.
+            prop::sample::select(vec![&["allow"][..], &["allowed"], &["allow", "allowed"]]),
             prop::option::of(prop_oneof![
                 prop::collection::btree_map(header_names, header_values, 0..4)
                     .prop_map(|m| Value::Object(m.into_iter().collect())),
                 json_any(),
             ]),
+            prop::option::of(prop_oneof![(0u64..=700).prop_map(Value::from), json_leaf(),]),
+            prop::option::of(prop_oneof![
+                pick(&["Rate limited", "{\"error\":\"quota\"}", "[1]", "", "\u{0}"])
+                    .prop_map(Value::from),
+                (0usize..3000).prop_map(|n| Value::from("x".repeat(n))),
+                json_leaf(),
+            ]),
         )
-            .prop_map(|(allow, headers)| {
-                let mut r = json!({"allow": allow});
+            .prop_map(|(allow, keys, headers, status, body)| {
+                let mut r = json!({});
+                for k in keys {
+                    r[k] = allow.clone();
+                }
                 if let Some(h) = headers {
                     r["headers"] = h;
+                }
+                if let Some(st) = status {
+                    r["http_status"] = st;
+                }
+                if let Some(b) = body {
+                    r["body"] = b;
                 }
                 r
             }),
@@ -2120,6 +2138,13 @@ proptest! {
                 prop_assert_eq!(d.status, 403);
                 let msg = json!({"message": "You cannot consume this service"});
                 prop_assert_eq!(d.body, msg.to_string());
+            }
+            (Outcome::Deny(d), Decision::Reject(r)) => {
+                // Only an answer's own denial: 4xx, a JSON object body, bounded.
+                prop_assert!((400..=499).contains(&d.status));
+                prop_assert_eq!(d.status, r.status);
+                prop_assert!(serde_json::from_str::<Value>(&d.body).is_ok_and(|v| v.is_object()));
+                prop_assert!(d.body.len() <= 6 * authz::MAX_REJECTION_BODY + 16);
             }
             (Outcome::Deny(d), Decision::Error) => {
                 prop_assert!(!failure_mode_allow);

@@ -60,6 +60,10 @@ fuzz_target!(|input: Input| {
         (Outcome::Allow(_), Decision::Allow(_)) => {}
         (Outcome::Allow(_), Decision::Error) => assert!(cfg.failure_mode_allow),
         (Outcome::Deny(d), Decision::Deny) => assert_eq!(d.status, 403),
+        (Outcome::Deny(d), Decision::Reject(r)) => {
+            assert!((400..=499).contains(&d.status) && d.status == r.status);
+            assert!(serde_json::from_str::<serde_json::Value>(&d.body).is_ok_and(|v| v.is_object()));
+        }
         (Outcome::Deny(d), Decision::Error) => assert_eq!(d.status, status_on_error),
         (o, d) => panic!("{d:?} -> {o:?}"),
     }
