@@ -84,8 +84,10 @@ fn make_run_demo_gives_the_statuses_it_prints() {
             "127.0.0.1:0",
         ])
         .args([
-            "--authz-model",
-            &format!("{root}/examples/authz-model.json"),
+            "--authz-policy",
+            &format!("{root}/examples/policies/rbac.rego"),
+            "--authz-data",
+            &format!("{root}/examples/policies/rbac-data.json"),
         ])
         .args([
             "--authz-listen",
