@@ -16,6 +16,7 @@ mod headers;
 mod jwks;
 mod jwt;
 mod observability;
+mod opa;
 mod paths;
 mod secrets;
 mod self_signed;
