@@ -65,19 +65,27 @@ impl Service {
             query.push_str(&Value::from(*seg).to_string());
             query.push(']');
         }
-        let results = self
-            .engine
-            .eval_query(query, false)
-            .map_err(|e| e.to_string())?;
-        let Some(value) = results
-            .result
-            .first()
-            .and_then(|r| r.expressions.first())
-            .map(|e| &e.value)
-        else {
-            return Ok(None);
+        // A rule is evaluated as a rule (no query to compile); anything else (a package, a
+        // path into data, a name nothing defines) as a query.
+        let value = match self.engine.eval_rule(query.clone()) {
+            Ok(v) => v,
+            Err(_) => {
+                let results = self
+                    .engine
+                    .eval_query(query, false)
+                    .map_err(|e| e.to_string())?;
+                match results
+                    .result
+                    .into_iter()
+                    .next()
+                    .and_then(|r| r.expressions.into_iter().next())
+                {
+                    Some(e) => e.value,
+                    None => return Ok(None),
+                }
+            }
         };
-        if *value == regorus::Value::Undefined {
+        if value == regorus::Value::Undefined {
             return Ok(None);
         }
         let text = value.to_json_str().map_err(|e| e.to_string())?;
