@@ -409,7 +409,7 @@ fn rejection(r: &Map<String, Value>) -> Option<Result<Rejection, ()>> {
 /// is `true`, and neither is anything else.
 fn object_allows(r: &Map<String, Value>) -> bool {
     let flags = [r.get("allowed"), r.get("allow")];
-    flags.iter().any(|f| *f == Some(&Value::Bool(true)))
+    flags.contains(&Some(&Value::Bool(true)))
         && flags
             .iter()
             .all(|f| f.is_none() || *f == Some(&Value::Bool(true)))
