@@ -159,6 +159,13 @@ fn make_run_demo_gives_the_statuses_it_prints() {
         if want == 200 {
             let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
             assert!(body["headers"]["x-consumer-username"].is_string(), "{body}");
+            // The partner went through the authorization service: rbac.rego's fields.
+            if body["headers"]["x-consumer-username"] == "partner-acme" {
+                assert_eq!(
+                    body["headers"]["x-allowed-fields"], "id,status,total",
+                    "{body}"
+                );
+            }
         }
     }
     // HEAD: allowed by the filter, answered with the upstream's length and no body (the
