@@ -27,10 +27,13 @@ test: build
 	$(CARGO) test --workspace
 
 ## run: the local gateway on 127.0.0.1:8000 in front of a built-in echo upstream, with the
-##      reference authorization service on 127.0.0.1:8181; prints ready curl lines
+##      reference authorization service on 127.0.0.1:8181 (examples/policies/rbac.rego, Rego
+##      evaluated by regorus as OPA's data API); prints ready curl lines
 run: build
 	$(CARGO) run -q -p bouncer-examples --bin bouncer-gateway -- \
-		--config examples/gateway-config.json --authz-model examples/authz-model.json --demo-tokens
+		--config examples/gateway-config.json \
+		--authz-policy examples/policies/rbac.rego --authz-data examples/policies/rbac-data.json \
+		--demo-tokens
 
 ## lint: formatting and clippy (warnings are errors), natively and for wasm
 lint:

@@ -89,7 +89,17 @@ fn hex(b: u8) -> Option<u8> {
 /// Percent-decode a query component (`+` is a space, as nginx and Kong read it). Invalid
 /// escapes are kept as they are; invalid UTF-8 is replaced.
 pub fn url_decode(s: &str) -> String {
-    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+    decode(s, true)
+}
+
+/// Percent-decode a path segment (`+` stays a `+`). Invalid escapes are kept as they are;
+/// invalid UTF-8 is replaced.
+pub fn path_decode(s: &str) -> String {
+    decode(s, false)
+}
+
+fn decode(s: &str, plus_is_space: bool) -> String {
+    if !s.bytes().any(|b| b == b'%' || plus_is_space && b == b'+') {
         return s.to_owned();
     }
     let bytes = s.as_bytes();
@@ -97,7 +107,7 @@ pub fn url_decode(s: &str) -> String {
     let mut i = 0usize;
     while let Some(&b) = bytes.get(i) {
         match b {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' => {
                 let decoded = match (
                     bytes.get(i.saturating_add(1)),
@@ -259,6 +269,9 @@ mod tests {
         assert_eq!(url_decode("%"), "%");
         assert_eq!(url_decode("%zz%4"), "%zz%4");
         assert_eq!(url_decode("%ff"), "\u{fffd}");
+        assert_eq!(path_decode("a+b%20c"), "a+b c");
+        assert_eq!(path_decode("%zz"), "%zz");
+        assert_eq!(path_decode("plain"), "plain");
     }
 
     fn policy(extra: &str) -> Policy {

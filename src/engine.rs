@@ -275,6 +275,8 @@ fn pipeline(
         path: path_only,
         query,
         authority: req.header(":authority").or_else(|| req.header("host")),
+        headers: req.headers,
+        scheme: req.header(":scheme").unwrap_or_default(),
     };
     Ok(callout(policy, env, &id, &perms, claims, &call, allowed))
 }
@@ -509,6 +511,9 @@ struct Request<'a> {
     query: &'a str,
     /// `:authority` (else `host`), unless the host knows the client's host better.
     authority: Option<&'a str>,
+    /// Every request header, names in lowercase (the `opa-envoy` body reads them).
+    headers: &'a [(String, String)],
+    scheme: &'a str,
 }
 
 /// Stage 8: the authorization callout, answered by a cached decision when there is one.
@@ -533,6 +538,8 @@ fn callout(
         consumer: id.consumer,
         permissions: perms,
         claims,
+        headers: req.headers,
+        scheme: req.scheme,
     };
     let Some(body) = crate::authz::body(policy, &input) else {
         return forbidden(id.consumer, "the callout body could not be built");

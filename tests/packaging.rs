@@ -703,7 +703,8 @@ fn full_config() -> Value {
         "authz": {"upstream": "authz", "authority": "opa", "path": "/v1/data/allow",
                   "timeout_ms": 300, "permissions_claim": "perms", "cache_ttl_seconds": 30,
                   "skip_groups": ["first-party"], "status_on_error": 503,
-                  "failure_mode_allow": false, "allowed_headers": ["x-allowed-fields"]},
+                  "failure_mode_allow": false, "allowed_headers": ["x-allowed-fields"],
+                  "input_format": "opa-envoy"},
         "permissions": {"view": [{"methods": ["GET"], "path": "/api/v1/roles(/[^/]+)?"}]},
         "claims_to_headers": [{"claim": "sub", "header": "x-user-id"}],
         "forward_payload_header": "x-jwt-payload",
@@ -985,6 +986,14 @@ fn invalid_configs() -> Vec<(&'static str, Value)> {
         (
             "authz authority without upstream",
             json!({"authz": {"authority": "opa"}}),
+        ),
+        (
+            "authz input_format unknown",
+            json!({"authz": {"upstream": "a", "path": "/p", "input_format": "opa"}}),
+        ),
+        (
+            "authz input_format without upstream",
+            json!({"authz": {"input_format": "opa-envoy"}}),
         ),
         (
             "authz empty permissions_claim",

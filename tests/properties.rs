@@ -13,7 +13,7 @@
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use bouncer::authz::{self, Decision};
-use bouncer::config::Policy;
+use bouncer::config::{InputFormat, Policy};
 use bouncer::credentials;
 use bouncer::engine::{
     evaluate, Allowed, CacheHit, Denial, Edits, Env, Outcome, RemoteKeys, RequestView, Signals,
@@ -283,6 +283,20 @@ fn base_configs() -> &'static [Value] {
                                 "edit": [{"methods": ["POST", "PUT"], "path": "/api/.*"}]},
                 "authz": {"permissions_claim": "perms", "skip_groups": ["staff"]},
                 "max_token_bytes": 600
+            }),
+            // The callout in the `opa-envoy` input format, credentials left in the request.
+            json!({
+                "header_names": ["authorization", "x-token"],
+                "uri_param_names": ["jwt", "access_token"],
+                "cookie_names": ["jwt-token", "sso"],
+                "anonymous": "anon",
+                "key_names": ["apikey", "x-api-key"],
+                "consumers": consumers_json(),
+                "jwks_providers": providers_json(),
+                "authz": {"upstream": "authz", "path": "/v1/data/envoy/authz/result",
+                          "input_format": "opa-envoy", "skip_groups": ["first-party"],
+                          "allowed_headers": ["x-allowed-fields"]},
+                "claims_to_headers": [{"claim": "sub", "header": "x-user-id"}]
             }),
             // `kid` as the key claim, nothing verified, a realm.
             json!({
@@ -791,8 +805,12 @@ fn check_outcome(p: &Policy, req: &Req, mode: StoreMode, o: &Outcome) -> Result<
             prop_assert!(p.authz.is_some(), "callout without authz: {:?}", c);
             prop_assert!(c.allowed.consumer.is_some());
             check_allowed(p, req, &c.allowed, &presented)?;
-            let body: Value = serde_json::from_str(&c.body)
+            let mut body: Value = serde_json::from_str(&c.body)
                 .map_err(|e| TestCaseError::fail(format!("callout body not JSON: {e}")))?;
+            if p.authz.as_ref().map(|a| a.input_format) == Some(InputFormat::OpaEnvoy) {
+                check_opa_envoy_input(p, &body["input"])?;
+                body = as_bouncer_input(&body["input"]);
+            }
             let (path, query) = credentials::split_path(view.path);
             prop_assert_eq!(&body["input"]["method"], &json!(view.method));
             prop_assert_eq!(&body["input"]["path"], &json!(path));
@@ -850,6 +868,77 @@ fn check_outcome(p: &Policy, req: &Req, mode: StoreMode, o: &Outcome) -> Result<
         }
     }
     Ok(())
+}
+
+/// CONTRACT.md section 4, `opa-envoy`: no credential and no reserved header in the input's
+/// headers, the pseudo-headers are the input's own values, the query is the path's.
+fn check_opa_envoy_input(p: &Policy, input: &Value) -> Result<(), TestCaseError> {
+    use bouncer::config::same_header;
+    let http = &input["attributes"]["request"]["http"];
+    let Some(headers) = http["headers"].as_object() else {
+        return Err(TestCaseError::fail(format!("no headers object: {http}")));
+    };
+    for (name, value) in headers {
+        prop_assert!(value.is_string());
+        prop_assert_eq!(name.to_ascii_lowercase(), name.clone());
+        let credential = p
+            .header_names
+            .iter()
+            .chain(&p.key_names)
+            .chain(p.reserved.iter())
+            .any(|h| same_header(h, name));
+        prop_assert!(!credential, "header {} in the opa-envoy input", name);
+        prop_assert!(
+            ![
+                "authorization",
+                "proxy-authorization",
+                "host",
+                "x-request-id"
+            ]
+            .iter()
+            .any(|h| same_header(h, name)),
+            "header {} in the opa-envoy input",
+            name
+        );
+        if name == "cookie" {
+            for (cn, _) in credentials::cookies(value.as_str().unwrap_or_default()) {
+                prop_assert!(!p.cookie_names.iter().any(|n| n == cn), "cookie {}", cn);
+            }
+        }
+    }
+    for (pseudo, field) in [
+        (":authority", "host"),
+        (":method", "method"),
+        (":path", "path"),
+        (":scheme", "scheme"),
+    ] {
+        prop_assert_eq!(
+            &headers.get(pseudo).cloned().unwrap_or_default(),
+            &http[field]
+        );
+    }
+    let path = http["path"].as_str().unwrap_or_default();
+    let (_, query) = credentials::split_path(path);
+    let mut from_query: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (name, value, _) in credentials::query_params(query) {
+        from_query.entry(name).or_default().push(value);
+    }
+    prop_assert_eq!(&input["parsed_query"], &json!(from_query));
+    prop_assert!(input["parsed_path"].is_array());
+    Ok(())
+}
+
+/// The `opa-envoy` input seen as the `bouncer` input, for the checks both formats share.
+fn as_bouncer_input(input: &Value) -> Value {
+    let http = &input["attributes"]["request"]["http"];
+    let full = http["path"].as_str().unwrap_or_default();
+    let (path, query) = credentials::split_path(full);
+    let mut b = input["bouncer"].clone();
+    b["method"] = http["method"].clone();
+    b["host"] = http["host"].clone();
+    b["path"] = json!(path);
+    b["query"] = json!(query);
+    json!({ "input": b })
 }
 
 /// A self-signed consumer's claims are never copied to headers (CONTRACT.md section 1).
@@ -2044,17 +2133,35 @@ fn authz_body() -> BoxedStrategy<Vec<u8>> {
             json!(null)
         ]),
         (
-            prop_oneof![Just(json!(true)), json_leaf()],
+            prop_oneof![Just(json!(true)), Just(json!(false)), json_leaf()],
+            // Bouncer's first shape, OPA-Envoy's, or both keys.
+            prop::sample::select(vec![&["allow"][..], &["allowed"], &["allow", "allowed"]]),
             prop::option::of(prop_oneof![
                 prop::collection::btree_map(header_names, header_values, 0..4)
                     .prop_map(|m| Value::Object(m.into_iter().collect())),
                 json_any(),
             ]),
+            prop::option::of(prop_oneof![(0u64..=700).prop_map(Value::from), json_leaf(),]),
+            prop::option::of(prop_oneof![
+                pick(&["Rate limited", "{\"error\":\"quota\"}", "[1]", "", "\u{0}"])
+                    .prop_map(Value::from),
+                (0usize..3000).prop_map(|n| Value::from("x".repeat(n))),
+                json_leaf(),
+            ]),
         )
-            .prop_map(|(allow, headers)| {
-                let mut r = json!({"allow": allow});
+            .prop_map(|(allow, keys, headers, status, body)| {
+                let mut r = json!({});
+                for k in keys {
+                    r[k] = allow.clone();
+                }
                 if let Some(h) = headers {
                     r["headers"] = h;
+                }
+                if let Some(st) = status {
+                    r["http_status"] = st;
+                }
+                if let Some(b) = body {
+                    r["body"] = b;
                 }
                 r
             }),
@@ -2123,6 +2230,13 @@ proptest! {
                 prop_assert_eq!(d.status, 403);
                 let msg = json!({"message": "You cannot consume this service"});
                 prop_assert_eq!(d.body, msg.to_string());
+            }
+            (Outcome::Deny(d), Decision::Reject(r)) => {
+                // Only an answer's own denial: 4xx, a JSON object body, bounded.
+                prop_assert!((400..=499).contains(&d.status));
+                prop_assert_eq!(d.status, r.status);
+                prop_assert!(serde_json::from_str::<Value>(&d.body).is_ok_and(|v| v.is_object()));
+                prop_assert!(d.body.len() <= 6 * authz::MAX_REJECTION_BODY + 16);
             }
             (Outcome::Deny(d), Decision::Error) => {
                 prop_assert!(!failure_mode_allow);
@@ -2421,6 +2535,7 @@ fn config_fields() -> Vec<(&'static str, BoxedStrategy<Value>)> {
         ("status_on_error", number()),
         ("failure_mode_allow", boolean()),
         ("allowed_headers", str_list(names)),
+        ("input_format", s(&["bouncer", "opa-envoy", "opa", ""])),
     ]);
     let claims_to_headers = plausible(
         prop::collection::vec(

@@ -626,6 +626,87 @@ fn authz(p: &Params, h: &Harness, hs: &Algo) -> (Row, Row) {
     (hit, cached_row(p, &mut f, &t))
 }
 
+/// The OPA rows: the `opa-envoy` body answered by the decision cache; an uncached callout
+/// answered with a constant (the callout's own cost); an uncached callout whose answer the
+/// reference service computes by evaluating `examples/policies/rbac.rego` with regorus; and
+/// that evaluation alone, natively, on the body the filter sent.
+struct OpaRows {
+    cached: Stats,
+    uncached_constant: Stats,
+    uncached_rego: Stats,
+    rego_alone: Stats,
+}
+
+fn opa(p: &Params, h: &Harness, hs: &Algo) -> OpaRows {
+    use bouncer_examples::authz::Service;
+    use std::sync::{Arc, Mutex};
+    let t = hs.token(1, &json!({"permissions": ["view_orders"]}));
+    let config = |ttl: u64| {
+        json!({"consumers": [{"username": "c", "jwt_secrets": [hs.credential()]}],
+               "audiences": ["api"],
+               "authz": {"upstream": "authz", "authority": "authz.internal",
+                         "path": "/v1/data/bouncer/rbac/result", "input_format": "opa-envoy",
+                         "allowed_headers": ["x-allowed-fields"], "cache_ttl_seconds": ttl}})
+    };
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies");
+    let service = Service::from_files(
+        &[format!("{dir}/rbac.rego")],
+        Some(&format!("{dir}/rbac-data.json")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let answer =
+        r#"{"result": {"allowed": true, "headers": {"x-allowed-fields": "id,status,total"}}}"#;
+
+    let h1 = host();
+    h1.set_callout_handler(move |_| CalloutReply::json(200, answer));
+    let mut f = filter(h, &h1, &config(3600));
+    let cached_stats = cached(p, &mut f, &t);
+    assert_eq!(h1.metric("bouncer_authz_calls"), Some(1));
+
+    let h2 = host();
+    h2.set_callout_handler(move |_| CalloutReply::json(200, answer));
+    let mut f = filter(h, &h2, &config(0));
+    let uncached_constant = cached(p, &mut f, &t);
+
+    let h3 = host();
+    let last_body: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let lb = Arc::clone(&last_body);
+    let svc = Mutex::new(service.clone());
+    h3.set_callout_handler(move |call| {
+        let a = svc
+            .lock()
+            .unwrap()
+            .answer(call.method(), call.path(), &call.body);
+        *lb.lock().unwrap() = call.body.clone();
+        assert_eq!(a.body["result"]["allowed"], true, "{}", a.body);
+        CalloutReply::json(a.status, &a.body.to_string())
+    });
+    let mut f = filter(h, &h3, &config(0));
+    let uncached_rego = cached(p, &mut f, &t);
+    let calls = h3.metric("bouncer_authz_calls").unwrap_or(0);
+    assert!(
+        calls > 20,
+        "every request asked the service ({calls} calls)"
+    );
+
+    let body = last_body.lock().unwrap().clone();
+    let mut alone = service;
+    let rego_alone = time_batches(
+        p.samples,
+        || (0..p.batch).map(|_| ()).collect(),
+        |()| {
+            let a = alone.answer("POST", "/v1/data/bouncer/rbac/result", &body);
+            assert_eq!(a.status, 200);
+        },
+    );
+    OpaRows {
+        cached: cached_stats,
+        uncached_constant,
+        uncached_rego,
+        rego_alone,
+    }
+}
+
 /// A CORS preflight let through unauthenticated (`run_on_preflight: false`): the filter reads
 /// the headers, checks the reserved ones and counts the request; no credential, no edits.
 fn preflight(p: &Params, h: &Harness, hs: &Algo) -> Row {
@@ -912,7 +993,7 @@ fn main() {
     eprintln!("bench: per algorithm ({} fresh tokens per mode)", p.tokens);
     let rows = per_algorithm(&p, &h, &mut floor, &algos);
     let hs = &algos[0];
-    eprintln!("bench: harness baseline, API key, ACL, permissions, authz");
+    eprintln!("bench: harness baseline, API key, ACL, permissions, authz, OPA");
     let base = noop_request(&p, &noop, &hs.token(1, &json!({})));
     let apikey = api_key(&p, &h);
     let pre = preflight(&p, &h, hs);
@@ -923,6 +1004,7 @@ fn main() {
     let perm10 = permissions(&p, &h, hs, 10);
     let perm5000 = permissions(&p, &h, hs, 5000);
     let (authz_hit, no_authz) = authz(&p, &h, hs);
+    let opa_rows = opa(&p, &h, hs);
     let (one_cookie, many_cookies, noop_cookies) = cookies(&p, &h, &noop, hs);
     let mem_tokens = env_usize("BENCH_MEMORY_TOKENS", 100_000);
     let mem = (mem_tokens > 0).then(|| {
@@ -1027,6 +1109,25 @@ fn main() {
         "authz callout answered by the decision cache",
         authz_hit,
         format!("{:.2}", authz_hit.s.med / no_authz.s.med),
+    );
+    line(
+        "authz opa-envoy body answered by the decision cache",
+        opa_rows.cached,
+        format!("{:.2}", opa_rows.cached.med / no_authz.med),
+    );
+    line(
+        "authz opa-envoy callout, uncached, constant answer (the callout's cost)",
+        opa_rows.uncached_constant,
+        format!("{:.2}", opa_rows.uncached_constant.med / no_authz.med),
+    );
+    line(
+        "authz opa-envoy callout, uncached, answered by regorus evaluating rbac.rego",
+        opa_rows.uncached_rego,
+        format!("{:.2}", opa_rows.uncached_rego.med / no_authz.med),
+    );
+    println!(
+        "| regorus alone (native): rbac.rego on that body, data API answer | {} | | |",
+        spread(opa_rows.rego_alone)
     );
     line("token in a cookie", one_cookie, "1.00".into());
     line(

@@ -1,7 +1,8 @@
 //! What users run beside Bouncer, for the quick start and the end-to-end tests:
 //!
-//! - [`authz`]: a reference authorization service answering the filter's OPA-style callout from
-//!   a role -> permission -> activity model in a JSON file;
+//! - [`authz`]: the reference authorization service: Rego policies (`examples/policies/`)
+//!   evaluated by regorus behind OPA's data API, e.g. the role -> permission -> activity model
+//!   with its roles as an OPA data document;
 //! - [`http`]: a tiny HTTP/1.1 server and client (std only) the examples share;
 //! - the `bouncer-gateway` binary: a local gateway that runs every request through the real
 //!   `bouncer.wasm` in the wasmtime harness, in front of a built-in echo upstream.

@@ -84,8 +84,10 @@ fn make_run_demo_gives_the_statuses_it_prints() {
             "127.0.0.1:0",
         ])
         .args([
-            "--authz-model",
-            &format!("{root}/examples/authz-model.json"),
+            "--authz-policy",
+            &format!("{root}/examples/policies/rbac.rego"),
+            "--authz-data",
+            &format!("{root}/examples/policies/rbac-data.json"),
         ])
         .args([
             "--authz-listen",
@@ -157,6 +159,13 @@ fn make_run_demo_gives_the_statuses_it_prints() {
         if want == 200 {
             let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
             assert!(body["headers"]["x-consumer-username"].is_string(), "{body}");
+            // The partner went through the authorization service: rbac.rego's fields.
+            if body["headers"]["x-consumer-username"] == "partner-acme" {
+                assert_eq!(
+                    body["headers"]["x-allowed-fields"], "id,status,total",
+                    "{body}"
+                );
+            }
         }
     }
     // HEAD: allowed by the filter, answered with the upstream's length and no body (the

@@ -1,5 +1,6 @@
-//! An authorization service's answer (status, body) and the allowed headers: a decision,
-//! then an outcome of the contract (allow, 403, or `status_on_error`).
+//! An authorization service's answer (status, body: arbitrary bytes or an OPA-Envoy-shaped
+//! result) and the allowed headers: a decision, then an outcome of the contract (allow, 403,
+//! the answer's own 4xx denial, or `status_on_error`).
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -15,6 +16,50 @@ struct Input {
     failure_mode_allow: bool,
     status_on_error: u16,
     body: Vec<u8>,
+    /// When set, the body is this OPA-Envoy-shaped result instead of `body`.
+    shaped: Option<Shaped>,
+}
+
+/// `{"result": {"allowed"/"allow", "headers", "http_status", "body"}}` with arbitrary values.
+#[derive(Arbitrary, Debug)]
+struct Shaped {
+    allowed: Option<bool>,
+    allow: Option<bool>,
+    headers: Vec<(String, String)>,
+    header_lists: Vec<(String, Vec<String>)>,
+    http_status: Option<i64>,
+    status_float: Option<f64>,
+    body: Option<String>,
+}
+
+impl Shaped {
+    fn to_body(&self) -> Vec<u8> {
+        use serde_json::{json, Map, Value};
+        let mut r = Map::new();
+        if let Some(a) = self.allowed {
+            r.insert("allowed".into(), a.into());
+        }
+        if let Some(a) = self.allow {
+            r.insert("allow".into(), a.into());
+        }
+        let mut h = Map::new();
+        for (k, v) in &self.headers {
+            h.insert(k.clone(), v.clone().into());
+        }
+        for (k, v) in &self.header_lists {
+            h.insert(k.clone(), json!(v));
+        }
+        r.insert("headers".into(), Value::Object(h));
+        if let Some(s) = self.http_status {
+            r.insert("http_status".into(), s.into());
+        } else if let Some(f) = self.status_float {
+            r.insert("http_status".into(), json!(f));
+        }
+        if let Some(b) = &self.body {
+            r.insert("body".into(), b.clone().into());
+        }
+        json!({ "result": r }).to_string().into_bytes()
+    }
 }
 
 fn valid_name(n: &str) -> bool {
@@ -30,7 +75,11 @@ fuzz_target!(|input: Input| {
         .iter()
         .map(|h| h.to_ascii_lowercase())
         .collect();
-    let decision = authz::decide(input.status, &input.body, &allowed);
+    let body = match &input.shaped {
+        Some(sh) => sh.to_body(),
+        None => input.body.clone(),
+    };
+    let decision = authz::decide(input.status, &body, &allowed);
     match input.status {
         None => assert_eq!(decision, Decision::Error),
         Some(s) if s >= 500 => assert_eq!(decision, Decision::Error),
@@ -60,6 +109,10 @@ fuzz_target!(|input: Input| {
         (Outcome::Allow(_), Decision::Allow(_)) => {}
         (Outcome::Allow(_), Decision::Error) => assert!(cfg.failure_mode_allow),
         (Outcome::Deny(d), Decision::Deny) => assert_eq!(d.status, 403),
+        (Outcome::Deny(d), Decision::Reject(r)) => {
+            assert!((400..=499).contains(&d.status) && d.status == r.status);
+            assert!(serde_json::from_str::<serde_json::Value>(&d.body).is_ok_and(|v| v.is_object()));
+        }
         (Outcome::Deny(d), Decision::Error) => assert_eq!(d.status, status_on_error),
         (o, d) => panic!("{d:?} -> {o:?}"),
     }

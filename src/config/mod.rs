@@ -201,6 +201,18 @@ pub struct AuthzCallout {
     pub status_on_error: u16,
     pub failure_mode_allow: bool,
     pub allowed_headers: Vec<String>,
+    pub input_format: InputFormat,
+}
+
+/// The callout body's shape (`authz.input_format`, CONTRACT.md section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InputFormat {
+    /// `{"input": {"method", "host", "path", "query", "consumer", ...}}`.
+    #[default]
+    Bouncer,
+    /// The input document OPA-Envoy policies read (`input.attributes.request.http`, ...),
+    /// with Bouncer's identity under `input.bouncer`.
+    OpaEnvoy,
 }
 
 /// The compiled configuration. Built once per `on_configure`; shared by every request.
@@ -1001,6 +1013,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
                 for (field, present) in [
                     ("authority", a.authority.is_some()),
                     ("path", a.path.is_some()),
+                    ("input_format", a.input_format.is_some()),
                 ] {
                     if present {
                         return Err(ConfigError::new(
@@ -1032,6 +1045,16 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
                         &reserved,
                     )?;
                 }
+                let input_format = match a.input_format.as_deref() {
+                    None | Some("bouncer") => InputFormat::Bouncer,
+                    Some("opa-envoy") => InputFormat::OpaEnvoy,
+                    Some(_) => {
+                        return Err(ConfigError::new(
+                            "authz.input_format",
+                            "must be \"bouncer\" or \"opa-envoy\"",
+                        ))
+                    }
+                };
                 reserved.extend(allowed_headers.iter().cloned());
                 authz = Some(AuthzCallout {
                     upstream: upstream.clone(),
@@ -1042,6 +1065,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
                     status_on_error: a.status_on_error,
                     failure_mode_allow: a.failure_mode_allow,
                     allowed_headers,
+                    input_format,
                 });
             }
         }

@@ -252,6 +252,9 @@ pub struct RawAuthz {
     pub failure_mode_allow: bool,
     #[serde(default, deserialize_with = "list")]
     pub allowed_headers: Vec<String>,
+    /// `"bouncer"` (the default) or `"opa-envoy"`.
+    #[serde(default)]
+    pub input_format: Option<String>,
 }
 
 /// One `claims_to_headers` entry.

@@ -174,6 +174,18 @@ fn field_errors() {
             "authz.path: only used with upstream",
         ),
         (
+            json!({"authz": {"upstream": "opa", "path": "/x", "input_format": "opa"}}),
+            "authz.input_format: must be \"bouncer\" or \"opa-envoy\"",
+        ),
+        (
+            json!({"authz": {"upstream": "opa", "path": "/x", "input_format": "OPA-ENVOY"}}),
+            "authz.input_format: must be",
+        ),
+        (
+            json!({"authz": {"input_format": "opa-envoy"}}),
+            "authz.input_format: only used with upstream",
+        ),
+        (
             json!({"permissions": {"view": [{"methods": ["GET"], "path": "["}]}}),
             "permissions.view[0].path: invalid regex",
         ),
@@ -373,6 +385,18 @@ fn a_full_config_loads() {
     assert!(p.reserved.contains(&"x-allowed-fields".to_string()));
     assert!(p.reserved.contains(&"x-user-id".to_string()));
     assert!(p.reserved.contains(&"x-jwt-payload".to_string()));
+    assert_eq!(
+        p.authz.as_ref().map(|a| a.input_format),
+        Some(InputFormat::Bouncer)
+    );
+    for (v, want) in [
+        ("bouncer", InputFormat::Bouncer),
+        ("opa-envoy", InputFormat::OpaEnvoy),
+    ] {
+        let c = json!({"authz": {"upstream": "opa", "path": "/p", "input_format": v}});
+        let p = Policy::from_json(&c.to_string()).unwrap();
+        assert_eq!(p.authz.map(|a| a.input_format), Some(want));
+    }
     match &p.providers[0].source {
         KeySource::Local(set) => assert_eq!(set.keys.len(), 1, "the enc key is skipped"),
         KeySource::Remote(_) => panic!("local expected"),

@@ -7,7 +7,7 @@
 //! `SLOTS` times the largest entry (`MAX_ENTRY`).
 
 use super::shared;
-use crate::authz::Decision;
+use crate::authz::{Decision, Rejection};
 use serde::{Deserialize, Serialize};
 
 /// Number of slots.
@@ -20,6 +20,9 @@ struct Entry {
     exp: f64,
     allow: bool,
     headers: Vec<(String, String)>,
+    /// A denial the answer shaped (`Decision::Reject`): its status and body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reject: Option<(u16, String)>,
 }
 
 fn slot_key(key: &[u8; 32]) -> String {
@@ -39,10 +42,10 @@ pub fn lookup(key: &[u8; 32], now: f64) -> Option<Decision> {
     if e.exp <= now {
         return None;
     }
-    Some(if e.allow {
-        Decision::Allow(e.headers)
-    } else {
-        Decision::Deny
+    Some(match (e.allow, e.reject) {
+        (true, _) => Decision::Allow(e.headers),
+        (false, Some((status, body))) => Decision::Reject(Rejection { status, body }),
+        (false, None) => Decision::Deny,
     })
 }
 
@@ -51,15 +54,17 @@ pub fn store(key: &[u8; 32], decision: &Decision, now: f64, ttl: u64) {
     if ttl == 0 {
         return;
     }
-    let (allow, headers) = match decision {
-        Decision::Allow(h) => (true, h.clone()),
-        Decision::Deny => (false, Vec::new()),
+    let (allow, headers, reject) = match decision {
+        Decision::Allow(h) => (true, h.clone(), None),
+        Decision::Deny => (false, Vec::new(), None),
+        Decision::Reject(r) => (false, Vec::new(), Some((r.status, r.body.clone()))),
         Decision::Error => return,
     };
     let entry = Entry {
         exp: now + ttl as f64,
         allow,
         headers,
+        reject,
     };
     let Ok(json) = serde_json::to_vec(&entry) else {
         return;

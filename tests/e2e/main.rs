@@ -17,6 +17,7 @@ mod hotpath;
 mod jwks;
 mod jwt;
 mod observability;
+mod opa;
 mod paths;
 mod secrets;
 mod self_signed;

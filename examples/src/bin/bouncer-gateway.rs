@@ -3,17 +3,19 @@
 //! the filter's callouts over real HTTP, and forwards allowed requests to an upstream.
 //!
 //! With no `--upstream`, a built-in echo upstream answers with what it received (so the identity
-//! headers can be seen); with `--authz-model`, the reference authorization service runs too.
+//! headers can be seen); with `--authz-policy`, the reference authorization service (Rego
+//! evaluated by regorus, OPA's data API) runs too.
 //!
 //! Usage: `bouncer-gateway --config examples/gateway-config.json
 //!          [--listen 127.0.0.1:8000] [--upstream HOST:PORT]
-//!          [--authz-model examples/authz-model.json --authz-listen 127.0.0.1:8181]
+//!          [--authz-policy examples/policies/rbac.rego ... --authz-data FILE
+//!           --authz-listen 127.0.0.1:8181]
 //!          [--profile kong|envoy] [--cluster NAME=HOST:PORT ...] [--wasm PATH] [--demo-tokens]`
 //! This is a demonstration and test tool; production is Kong or Envoy.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use bouncer_examples::authz::Model;
+use bouncer_examples::authz::Service;
 use bouncer_examples::http::{self, Message};
 use bouncer_harness::{CalloutReply, Harness, Host, Profile, Request};
 use hmac::{Hmac, Mac};
@@ -28,7 +30,8 @@ struct Args {
     config: String,
     listen: String,
     upstream: Option<String>,
-    authz_model: Option<String>,
+    authz_policies: Vec<String>,
+    authz_data: Option<String>,
     authz_listen: String,
     profile: Profile,
     clusters: HashMap<String, String>,
@@ -39,7 +42,7 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: bouncer-gateway --config FILE [--listen ADDR] [--upstream ADDR] \
-         [--authz-model FILE] [--authz-listen ADDR] [--profile kong|envoy] \
+         [--authz-policy FILE]... [--authz-data FILE] [--authz-listen ADDR] [--profile kong|envoy] \
          [--cluster NAME=ADDR]... [--wasm PATH] [--demo-tokens]"
     );
     std::process::exit(2)
@@ -50,7 +53,8 @@ fn parse_args() -> Args {
         config: String::new(),
         listen: "127.0.0.1:8000".into(),
         upstream: None,
-        authz_model: None,
+        authz_policies: Vec::new(),
+        authz_data: None,
         authz_listen: "127.0.0.1:8181".into(),
         profile: Profile::Kong,
         clusters: HashMap::new(),
@@ -64,7 +68,8 @@ fn parse_args() -> Args {
             "--config" => a.config = val(),
             "--listen" => a.listen = val(),
             "--upstream" => a.upstream = Some(val()),
-            "--authz-model" => a.authz_model = Some(val()),
+            "--authz-policy" => a.authz_policies.push(val()),
+            "--authz-data" => a.authz_data = Some(val()),
             "--authz-listen" => a.authz_listen = val(),
             "--profile" => {
                 a.profile = match val().as_str() {
@@ -119,18 +124,16 @@ fn start_echo() -> String {
     addr
 }
 
-fn start_authz(model_path: &str, listen: &str) {
-    let model = std::fs::read_to_string(model_path)
-        .map_err(|e| e.to_string())
-        .and_then(|t| Model::from_json(&t))
-        .unwrap_or_else(|e| {
-            eprintln!("bouncer-gateway: {model_path}: {e}");
-            std::process::exit(1)
-        });
+fn start_authz(policies: &[String], data: Option<&str>, listen: &str) {
+    let mut service = Service::from_files(policies, data).unwrap_or_else(|e| {
+        eprintln!("bouncer-gateway: {e}");
+        std::process::exit(1)
+    });
     let listener = bind(listen);
     std::thread::spawn(move || {
         http::serve(listener, move |req| {
-            http::json_response(200, &model.decide(&req.body))
+            let a = service.answer(&req.first, &req.second, &req.body);
+            http::json_response(a.status, &a.body)
         })
     });
 }
@@ -217,8 +220,12 @@ fn main() {
         eprintln!("bouncer-gateway: {e} (build it with `make build`)");
         std::process::exit(1)
     });
-    if let Some(model) = &args.authz_model {
-        start_authz(model, &args.authz_listen);
+    if !args.authz_policies.is_empty() {
+        start_authz(
+            &args.authz_policies,
+            args.authz_data.as_deref(),
+            &args.authz_listen,
+        );
     }
     let upstream = args.upstream.clone().unwrap_or_else(start_echo);
 
