@@ -28,7 +28,7 @@ pub struct CalloutInput<'a> {
     pub claims: Option<&'a Map<String, Value>>,
     /// The request's headers, names in lowercase, pseudo-headers included (only the
     /// `opa-envoy` body reads them).
-    pub headers: &'a [(String, String)],
+    pub headers: &'a [crate::engine::Header<'a>],
     /// The request's `:scheme` (`""` when the host gave none).
     pub scheme: &'a str,
 }
@@ -221,7 +221,7 @@ const LEFT_OUT_HEADERS: [&str; 23] = [
 fn opa_headers(policy: &Policy, input: &CalloutInput<'_>, path: &str) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     let mut cookies: Vec<&str> = Vec::new();
-    for (name, value) in input.headers {
+    for &(name, value) in input.headers {
         if name.starts_with(':') {
             continue;
         }
@@ -239,12 +239,12 @@ fn opa_headers(policy: &Policy, input: &CalloutInput<'_>, path: &str) -> BTreeMa
         if left_out {
             continue;
         }
-        out.entry(name.clone())
+        out.entry(name.to_owned())
             .and_modify(|v| {
                 v.push(',');
                 v.push_str(value);
             })
-            .or_insert_with(|| value.clone());
+            .or_insert_with(|| value.to_owned());
     }
     if !cookies.is_empty() {
         let names: Vec<&str> = policy.cookie_names.iter().map(String::as_str).collect();
@@ -725,7 +725,7 @@ mod tests {
             consumer: &p.consumers[0],
             permissions: &perms,
             claims: Some(&claims),
-            headers: &headers,
+            headers: &crate::engine::header_refs(&headers),
             scheme: "https",
         };
         let b = body(&p, &input).unwrap();
@@ -756,7 +756,7 @@ mod tests {
         let root = CalloutInput {
             path: "/",
             query: "jwt=secret",
-            headers: &bare,
+            headers: &crate::engine::header_refs(&bare),
             ..input
         };
         let doc: Value = serde_json::from_str(&body(&p, &root).unwrap()).unwrap();
@@ -775,7 +775,7 @@ mod tests {
         other.retain(|(k, _)| k != "x-request-id");
         other.push(("x-request-id".into(), "another".into()));
         let again = CalloutInput {
-            headers: &other,
+            headers: &crate::engine::header_refs(&other),
             ..input
         };
         assert_eq!(body(&p, &again).unwrap(), b);

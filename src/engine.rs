@@ -512,7 +512,7 @@ struct Request<'a> {
     /// `:authority` (else `host`), unless the host knows the client's host better.
     authority: Option<&'a str>,
     /// Every request header, names in lowercase (the `opa-envoy` body reads them).
-    headers: &'a [(String, String)],
+    headers: &'a [Header<'a>],
     scheme: &'a str,
 }
 
