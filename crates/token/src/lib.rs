@@ -110,15 +110,16 @@ pub fn sign_bytes(alg: &str, key: &SigningKey<'_>, input: &[u8]) -> Result<Vec<u
             return err(format!("{alg} signs with a private key file, not a secret"))
         }
         (SigningKey::PrivatePem(_), true) => {
-            return err(format!("{alg} signs with the credential's secret, not a key file"))
+            return err(format!(
+                "{alg} signs with the credential's secret, not a key file"
+            ))
         }
         (SigningKey::PrivatePem(p), false) => p,
     };
     let (label, der) = pem_der(pem)?;
     let rng = ring::rand::SystemRandom::new();
-    let bad_key = |e: ring::error::KeyRejected| {
-        SignError(format!("the private key does not fit {alg}: {e}"))
-    };
+    let bad_key =
+        |e: ring::error::KeyRejected| SignError(format!("the private key does not fit {alg}: {e}"));
     if alg.starts_with("RS") || alg.starts_with("PS") {
         let pair = match label.as_str() {
             "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&der).map_err(bad_key)?,
@@ -185,7 +186,12 @@ pub fn sign(
 
 /// An HS256 token over `claims` with the secret's bytes (the demo's tokens).
 pub fn hs256(secret: &str, claims: &Value) -> Result<String, SignError> {
-    sign("HS256", &SigningKey::Secret(secret.as_bytes()), None, claims)
+    sign(
+        "HS256",
+        &SigningKey::Secret(secret.as_bytes()),
+        None,
+        claims,
+    )
 }
 
 /// Decode a `secret_is_base64` secret as the filter does: standard or URL-safe alphabet,
@@ -231,22 +237,44 @@ mod tests {
         ];
         for (alg, private, public) in cases {
             let (token, key) = if private == "hmac" {
-                let t = sign(alg, &SigningKey::Secret(b"s3cret"), None, &json!({"iss": "k"}));
+                let t = sign(
+                    alg,
+                    &SigningKey::Secret(b"s3cret"),
+                    None,
+                    &json!({"iss": "k"}),
+                );
                 (t.unwrap(), Key::hmac(b"s3cret"))
             } else {
                 let pem = vector_key(private);
-                let t = sign(alg, &SigningKey::PrivatePem(&pem), Some("kid-1"), &json!({"iss": "k"}));
+                let t = sign(
+                    alg,
+                    &SigningKey::PrivatePem(&pem),
+                    Some("kid-1"),
+                    &json!({"iss": "k"}),
+                );
                 (t.unwrap(), Key::from_pem(&vector_key(public)).unwrap())
             };
             let (input, sig) = token.rsplit_once('.').unwrap();
             let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
             let a = Alg::parse(alg).unwrap();
-            assert!(key.verify(a, input.as_bytes(), &sig), "{alg} does not verify");
+            assert!(
+                key.verify(a, input.as_bytes(), &sig),
+                "{alg} does not verify"
+            );
             // Another payload under the same signature does not.
-            let forged = format!("{}.{}", input.split('.').next().unwrap(), URL_SAFE_NO_PAD.encode("{}"));
-            assert!(!key.verify(a, forged.as_bytes(), &sig), "{alg} verifies a forgery");
+            let forged = format!(
+                "{}.{}",
+                input.split('.').next().unwrap(),
+                URL_SAFE_NO_PAD.encode("{}")
+            );
+            assert!(
+                !key.verify(a, forged.as_bytes(), &sig),
+                "{alg} verifies a forgery"
+            );
             let header: Value = serde_json::from_slice(
-                &URL_SAFE_NO_PAD.decode(input.split('.').next().unwrap()).unwrap(),
+                &URL_SAFE_NO_PAD
+                    .decode(input.split('.').next().unwrap())
+                    .unwrap(),
             )
             .unwrap();
             assert_eq!(header["alg"], alg);
@@ -261,7 +289,13 @@ mod tests {
         assert!(sign("HS256", &SigningKey::PrivatePem(&rsa), None, &json!({})).is_err());
         assert!(sign("HS256", &SigningKey::Secret(b""), None, &json!({})).is_err());
         assert!(sign("none", &SigningKey::Secret(b"x"), None, &json!({})).is_err());
-        assert!(sign("ES256", &SigningKey::PrivatePem("garbage"), None, &json!({})).is_err());
+        assert!(sign(
+            "ES256",
+            &SigningKey::PrivatePem("garbage"),
+            None,
+            &json!({})
+        )
+        .is_err());
         assert!(sign("ES256", &SigningKey::PrivatePem(&rsa), None, &json!({})).is_err());
         assert!(sign("ES384", &SigningKey::PrivatePem(&ec), None, &json!({})).is_err());
         assert!(sign("RS256", &SigningKey::PrivatePem(&ec), None, &json!({})).is_err());

@@ -26,7 +26,10 @@ pub fn summary(p: &Policy) -> Vec<String> {
     } else {
         format!(" ({})", algs.join(", "))
     };
-    lines.push(format!("jwt credentials: {}{algs}", p.jwt_credentials.len()));
+    lines.push(format!(
+        "jwt credentials: {}{algs}",
+        p.jwt_credentials.len()
+    ));
     lines.push(format!("api keys: {}", p.api_keys.len()));
     let remote = p
         .providers
@@ -43,7 +46,11 @@ pub fn summary(p: &Policy) -> Vec<String> {
         Some(Acl::Allow(g)) => format!("acl: allow {}", g.join(", ")),
         Some(Acl::Deny(g)) => format!("acl: deny {}", g.join(", ")),
     });
-    let restricted = p.consumers.iter().filter(|c| c.routes.is_restricted()).count();
+    let restricted = p
+        .consumers
+        .iter()
+        .filter(|c| c.routes.is_restricted())
+        .count();
     lines.push(format!("consumers with route rules: {restricted}"));
     lines.push(format!(
         "local permissions: {}",

@@ -218,7 +218,10 @@ fn choose<'a>(plugins: &'a [Plugin], name: &str, notes: &mut Notes) -> Option<&'
         .iter()
         .filter(|p| p.name == name && !p.scope.starts_with("consumer"))
         .collect();
-    for p in plugins.iter().filter(|p| p.name == name && p.scope.starts_with("consumer")) {
+    for p in plugins
+        .iter()
+        .filter(|p| p.name == name && p.scope.starts_with("consumer"))
+    {
         notes.add(format!(
             "not converted: the {name} plugin on {}: Kong does not scope {name} to consumers",
             p.scope
@@ -320,8 +323,7 @@ fn convert_jwt_secret(
             out.secret = Some(secret);
             out.secret_is_base64 = secret_is_base64;
         }
-        "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384"
-        | "EdDSA" => {
+        "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384" | "EdDSA" => {
             let Some(pem) = s(j, "rsa_public_key") else {
                 notes.add(format!(
                     "not converted: jwt_secret '{key}' of '{who}' ({algorithm}) has no \
@@ -515,9 +517,8 @@ fn convert(doc: &Y, notes: &mut Notes) -> Out {
             let c = &p.config;
             out.uri_param_names = strings(c, "uri_param_names");
             out.cookie_names = strings(c, "cookie_names").filter(|v| !v.is_empty());
-            out.header_names = strings(c, "header_names").map(|v| {
-                v.into_iter().map(|h| h.to_ascii_lowercase()).collect()
-            });
+            out.header_names = strings(c, "header_names")
+                .map(|v| v.into_iter().map(|h| h.to_ascii_lowercase()).collect());
             out.key_claim_name = s(c, "key_claim_name").filter(|k| k != "iss");
             let claims = strings(c, "claims_to_verify").unwrap_or_default();
             if claims.is_empty() {
@@ -543,10 +544,7 @@ fn convert(doc: &Y, notes: &mut Notes) -> Out {
                 out.realm = Some(r);
             }
             anonymous.push(("jwt".into(), s(c, "anonymous")));
-            preflight.push((
-                "jwt".into(),
-                boolean(c, "run_on_preflight").unwrap_or(true),
-            ));
+            preflight.push(("jwt".into(), boolean(c, "run_on_preflight").unwrap_or(true)));
             unknown_keys(
                 p,
                 &[
@@ -578,7 +576,8 @@ fn convert(doc: &Y, notes: &mut Notes) -> Out {
             if let Some(names) = strings(c, "key_names") {
                 out.key_names = Some(names.into_iter().map(|h| h.to_ascii_lowercase()).collect());
             }
-            if boolean(c, "key_in_header") == Some(false) || boolean(c, "key_in_query") == Some(false)
+            if boolean(c, "key_in_header") == Some(false)
+                || boolean(c, "key_in_query") == Some(false)
             {
                 notes.add(
                     "changed: key-auth.config.key_in_header / key_in_query = false: Bouncer reads \
@@ -654,22 +653,28 @@ fn convert(doc: &Y, notes: &mut Notes) -> Out {
         );
     }
 
-    // anonymous: Kong's logical OR needs it on every authentication plugin.
-    let set: Vec<&String> = anonymous.iter().filter_map(|(_, a)| a.as_ref()).collect();
-    if let Some(first) = set.first() {
-        if set.len() == anonymous.len() && set.iter().all(|a| a == first) {
-            match consumer_ref(&consumers, first) {
-                Some(u) => out.anonymous = Some(u),
-                None => notes.add(format!(
-                    "not converted: anonymous '{first}' is no consumer of the file (requests \
-                     without credentials get 401)"
-                )),
+    // anonymous: Kong's logical OR needs it on every authentication plugin; Kong names the
+    // consumer by id or username.
+    let named: Vec<&String> = anonymous.iter().filter_map(|(_, a)| a.as_ref()).collect();
+    if !named.is_empty() {
+        let resolved: Vec<Option<String>> =
+            named.iter().map(|a| consumer_ref(&consumers, a)).collect();
+        match resolved.first() {
+            Some(Some(u))
+                if named.len() == anonymous.len()
+                    && resolved.iter().all(|r| r.as_ref() == Some(u)) =>
+            {
+                out.anonymous = Some(u.clone());
             }
-        } else {
-            notes.add(
-                "not converted: `anonymous` is not the same on every authentication plugin: \
-                 left out (requests without credentials get 401)",
-            );
+            Some(None) => notes.add(format!(
+                "not converted: anonymous '{}' is no consumer of the file (requests without \
+                 credentials get 401)",
+                named.first().map(|s| s.as_str()).unwrap_or_default()
+            )),
+            _ => notes.add(
+                "not converted: `anonymous` is not the same consumer on every authentication \
+                 plugin: left out (requests without credentials get 401)",
+            ),
         }
     }
     if preflight.iter().any(|(_, r)| *r) && preflight.iter().any(|(_, r)| !*r) {
@@ -690,7 +695,10 @@ fn convert(doc: &Y, notes: &mut Notes) -> Out {
         if c.get("whitelist").is_some() || c.get("blacklist").is_some() {
             notes.add("changed: acl whitelist / blacklist (Kong < 2.1) became allow / deny");
         }
-        match (allow.filter(|a| !a.is_empty()), deny.filter(|d| !d.is_empty())) {
+        match (
+            allow.filter(|a| !a.is_empty()),
+            deny.filter(|d| !d.is_empty()),
+        ) {
             (Some(a), None) => {
                 out.acl = Some(Acl {
                     allow: Some(a),
@@ -742,7 +750,10 @@ fn convert(doc: &Y, notes: &mut Notes) -> Out {
     let mut others: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for p in &plugins {
         if !["jwt", "key-auth", "acl"].contains(&p.name.as_str()) {
-            others.entry(p.name.clone()).or_default().push(p.scope.clone());
+            others
+                .entry(p.name.clone())
+                .or_default()
+                .push(p.scope.clone());
         }
     }
     for (name, scopes) in others {

@@ -81,8 +81,7 @@ impl Failure {
 
 /// A file's text; not readable or not UTF-8 is an I/O failure.
 pub fn read_text(path: &std::path::Path) -> Result<String, Failure> {
-    let bytes =
-        std::fs::read(path).map_err(|e| Failure::io(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| Failure::io(format!("{}: {e}", path.display())))?;
     String::from_utf8(bytes).map_err(|_| Failure::io(format!("{}: not UTF-8", path.display())))
 }
 

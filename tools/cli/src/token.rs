@@ -28,7 +28,12 @@ pub struct TokenArgs {
     #[arg(long, value_name = "JSON")]
     pub claims: Option<String>,
     /// Lifetime: `exp` = now + SECONDS (negative for an expired token)
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3600,
+        allow_negative_numbers = true
+    )]
     pub exp: i64,
     /// Put this `kid` in the JOSE header
     #[arg(long)]
