@@ -27,10 +27,14 @@ test: build
 	$(CARGO) test --workspace
 
 ## run: the local gateway on 127.0.0.1:8000 in front of a built-in echo upstream, with the
-##      reference authorization service on 127.0.0.1:8181; prints ready curl lines
+##      reference authorization service on 127.0.0.1:8181; prints ready curl lines. The first
+##      build shows cargo's progress (wasmtime takes minutes, see README); Ctrl-C stops it.
+GATEWAY := $(or $(CARGO_TARGET_DIR),target)/debug/bouncer-gateway
 run: build
-	$(CARGO) run -q -p bouncer-examples --bin bouncer-gateway -- \
-		--config examples/gateway-config.json --authz-model examples/authz-model.json --demo-tokens
+	$(CARGO) build -p bouncer-examples --bin bouncer-gateway
+	@trap 'echo; echo "bouncer-gateway stopped"; exit 0' INT; \
+		$(GATEWAY) --config examples/gateway-config.json \
+		--authz-model examples/authz-model.json --demo-tokens
 
 ## lint: formatting and clippy (warnings are errors), natively and for wasm
 lint:
