@@ -92,6 +92,7 @@ struct Plugin {
     name: String,
     scope: String,
     global: bool,
+    enabled: bool,
     config: Y,
 }
 
@@ -144,13 +145,9 @@ fn collect_plugins(doc: &Y) -> Vec<Plugin> {
             name: s(p, "name").unwrap_or_default(),
             scope,
             global,
+            enabled: boolean(p, "enabled") != Some(false),
             config: p.get("config").cloned().unwrap_or(Y::Null),
         });
-        if boolean(p, "enabled") == Some(false) {
-            if let Some(last) = out.last_mut() {
-                last.name = format!("{} (disabled)", last.name);
-            }
-        }
     };
     for p in seq(doc, "plugins") {
         let scoped: Vec<String> = ["service", "route", "consumer", "consumer_group"]
@@ -214,8 +211,16 @@ impl Notes {
 /// The one instance of a plugin to convert: the global one, else the only one; other
 /// instances are notes.
 fn choose<'a>(plugins: &'a [Plugin], name: &str, notes: &mut Notes) -> Option<&'a Plugin> {
+    for p in plugins.iter().filter(|p| p.name == name && !p.enabled) {
+        notes.add(format!(
+            "not converted: the disabled {name} plugin on {}",
+            p.scope
+        ));
+    }
+    let plugins: Vec<&Plugin> = plugins.iter().filter(|p| p.enabled).collect();
     let all: Vec<&Plugin> = plugins
         .iter()
+        .copied()
         .filter(|p| p.name == name && !p.scope.starts_with("consumer"))
         .collect();
     for p in plugins
@@ -749,7 +754,7 @@ fn convert(doc: &Y, notes: &mut Notes) -> Out {
     // Plugins the converter does not take.
     let mut others: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for p in &plugins {
-        if !["jwt", "key-auth", "acl"].contains(&p.name.as_str()) {
+        if p.enabled && !["jwt", "key-auth", "acl"].contains(&p.name.as_str()) {
             others
                 .entry(p.name.clone())
                 .or_default()

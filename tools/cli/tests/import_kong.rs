@@ -401,6 +401,10 @@ plugins:
     config: {key_in_body: true, key_in_query: false, anonymous: guest, run_on_preflight: false}
   - name: acl
     config: {deny: [blocked], include_consumer_groups: true}
+  - name: acl
+    route: admin
+    enabled: false
+    config: {allow: [admins]}
 "#,
     )
     .unwrap();
@@ -423,6 +427,7 @@ plugins:
         "key_in_header / key_in_query = false",
         "kept: the jwt plugin verifies no claims",
         "acl.config.include_consumer_groups",
+        "not converted: the disabled acl plugin on route 'admin'",
     ] {
         assert!(notes.contains(needle), "missing {needle:?} in:\n{notes}");
     }
