@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-tree() { cargo tree -q "$@" -f '{p} {f}' --prefix none | sed 's/ (\*)//; s/ (proc-macro)//' | sort -u; }
+tree() { "${CARGO:-cargo}" tree -q "$@" -f '{p} {f}' --prefix none | sed 's/ (\*)//; s/ (proc-macro)//' | sort -u; }
 tree -p bouncer-examples -e normal,build > "$tmp/gateway"
 tree --workspace -e normal,build,dev > "$tmp/workspace"
 tree -p wasmtime -e normal,build | awk '{print $1 "@" $2}' | sort -u > "$tmp/closure"
