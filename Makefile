@@ -3,7 +3,7 @@ CARGO  ?= cargo
 TARGET := wasm32-wasip1
 WASM   := $(or $(CARGO_TARGET_DIR),target)/$(TARGET)/release/bouncer.wasm
 
-.PHONY: all build test lint fmt clean setup dist oci fuzz run bench
+.PHONY: all build test lint fmt clean setup dist oci fuzz run bench cli
 
 all: build
 
@@ -35,6 +35,12 @@ run: build
 	@trap 'echo; echo "bouncer-gateway stopped"; exit 0' INT; \
 		$(GATEWAY) --config examples/gateway-config.json \
 		--authz-model examples/authz-model.json --demo-tokens
+
+## cli: the operator command line, target/release/bouncer (check, hash-key, import-kong, token;
+##      README "Operator CLI"); or install it: cargo install --path tools/cli
+cli:
+	$(CARGO) build --release -p bouncer-cli
+	@echo "$(or $(CARGO_TARGET_DIR),target)/release/bouncer"
 
 ## lint: formatting and clippy (warnings are errors), natively and for wasm
 lint:

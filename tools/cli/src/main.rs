@@ -32,18 +32,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate a configuration with the filter's own code: prints `ok` and a summary, or the
-    /// error with its JSON path (exit 1). A .yaml/.yml file is read as a Kong declarative file
-    /// and every `bouncer` filter of its filter chains is checked.
+    /// Validate a configuration with the filter's own code
+    ///
+    /// Prints `ok` and a summary, or the error with its JSON path (exit 1), exactly as the
+    /// filter would refuse it. A .yaml/.yml file is read as a Kong declarative file and every
+    /// `bouncer` filter of its filter chains is checked.
     Check {
         /// The configuration (JSON), or a Kong declarative file (YAML)
         config: PathBuf,
     },
     /// Read an API key on stdin (one trailing newline is dropped) and print its `key_sha256`
     HashKey,
-    /// Convert a Kong declarative (decK) file's consumers, credentials and jwt / acl / key-auth
-    /// plugins into a Bouncer configuration; what could not be converted, or was changed, is
-    /// listed on stderr
+    /// Convert a Kong declarative (decK) file into a Bouncer configuration
+    ///
+    /// Consumers, jwt_secrets, keyauth_credentials (hashed), acls and the jwt, acl and
+    /// key-auth plugins. What could not be converted, or whose meaning changed, is listed on
+    /// stderr; the output passes `bouncer check`.
     ImportKong {
         /// The decK / declarative file (YAML or JSON)
         file: PathBuf,
@@ -51,8 +55,10 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Sign a test token for a consumer of a configuration (HS* with its secret; RS*, PS*,
-    /// ES256, ES384, EdDSA with a private key file)
+    /// Sign a test token for a consumer of a configuration
+    ///
+    /// HS* with the consumer's secret; RS*, PS*, ES256, ES384, EdDSA with a private key file.
+    /// The token is checked with the configuration's key before it is printed.
     Token(token::TokenArgs),
 }
 
