@@ -394,13 +394,21 @@ consumers:
     id: 11111111-0000-4000-8000-000000000000
   - custom_id: app-without-username
     keyauth_credentials: [{key: k1}]
+jwt_secrets:
+  - consumer: {username: app-without-username}
+    key: app-b64
+    algorithm: HS256
+    secret: c2VjcmV0LXNlY3JldC1zZWNyZXQ
+acls:
+  - consumer: 11111111-0000-4000-8000-000000000000
+    group: guests
 plugins:
   - name: jwt
-    config: {anonymous: 11111111-0000-4000-8000-000000000000, run_on_preflight: false}
+    config: {anonymous: 11111111-0000-4000-8000-000000000000, run_on_preflight: false, secret_is_base64: true}
   - name: key-auth
     config: {key_in_body: true, key_in_query: false, anonymous: guest, run_on_preflight: false}
   - name: acl
-    config: {deny: [blocked], include_consumer_groups: true}
+    config: {deny: [blocked], include_consumer_groups: true, hide_groups_header: true}
   - name: acl
     route: admin
     enabled: false
@@ -418,8 +426,22 @@ plugins:
         json!([]),
         "Kong's jwt verifies no claims by default"
     );
-    assert_eq!(c["acl"], json!({"deny": ["blocked"]}));
+    assert_eq!(
+        c["acl"],
+        json!({"deny": ["blocked"], "hide_groups_header": true})
+    );
+    assert_eq!(
+        c["consumers"][0]["groups"],
+        json!(["guests"]),
+        "a top-level acl by id"
+    );
     assert_eq!(c["consumers"][1]["username"], "app-without-username");
+    // A top-level jwt_secret by username; the plugin's secret_is_base64 on the credential.
+    assert_eq!(
+        c["consumers"][1]["jwt_secrets"],
+        json!([{"key": "app-b64", "algorithm": "HS256", "secret": "c2VjcmV0LXNlY3JldC1zZWNyZXQ",
+                "secret_is_base64": true}])
+    );
     let notes = text(&o.stderr);
     for needle in [
         "its custom_id 'app-without-username' is its username",
@@ -428,6 +450,7 @@ plugins:
         "kept: the jwt plugin verifies no claims",
         "acl.config.include_consumer_groups",
         "not converted: the disabled acl plugin on route 'admin'",
+        "secret_is_base64 is set on each HS credential",
     ] {
         assert!(notes.contains(needle), "missing {needle:?} in:\n{notes}");
     }
