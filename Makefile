@@ -3,7 +3,7 @@ CARGO  ?= cargo
 TARGET := wasm32-wasip1
 WASM   := $(or $(CARGO_TARGET_DIR),target)/$(TARGET)/release/bouncer.wasm
 
-.PHONY: all build test lint fmt clean setup dist oci fuzz run bench
+.PHONY: all build test lint fmt clean setup dist oci fuzz run bench cli
 
 all: build
 
@@ -28,12 +28,21 @@ test: build
 
 ## run: the local gateway on 127.0.0.1:8000 in front of a built-in echo upstream, with the
 ##      reference authorization service on 127.0.0.1:8181 (examples/policies/rbac.rego, Rego
-##      evaluated by regorus as OPA's data API); prints ready curl lines
+##      evaluated by regorus as OPA's data API); prints ready curl lines. The first build shows
+##      cargo's progress (wasmtime takes minutes, see README); Ctrl-C stops it.
+GATEWAY := $(or $(CARGO_TARGET_DIR),target)/debug/bouncer-gateway
 run: build
-	$(CARGO) run -q -p bouncer-examples --bin bouncer-gateway -- \
-		--config examples/gateway-config.json \
+	$(CARGO) build -p bouncer-examples --bin bouncer-gateway
+	@trap 'echo; echo "bouncer-gateway stopped"; exit 0' INT; \
+		$(GATEWAY) --config examples/gateway-config.json \
 		--authz-policy examples/policies/rbac.rego --authz-data examples/policies/rbac-data.json \
 		--demo-tokens
+
+## cli: the operator command line, target/release/bouncer (check, hash-key, import-kong, token;
+##      README "Operator CLI"); or install it: cargo install --path tools/cli
+cli:
+	$(CARGO) build --release -p bouncer-cli
+	@echo "$(or $(CARGO_TARGET_DIR),target)/release/bouncer"
 
 ## lint: formatting and clippy (warnings are errors), natively and for wasm
 lint:

@@ -13,12 +13,9 @@
 //!          [--profile kong|envoy] [--cluster NAME=HOST:PORT ...] [--wasm PATH] [--demo-tokens]`
 //! This is a demonstration and test tool; production is Kong or Envoy.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use bouncer_examples::authz::Service;
 use bouncer_examples::http::{self, Message};
 use bouncer_harness::{CalloutReply, Harness, Host, Profile, Request};
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -138,20 +135,9 @@ fn start_authz(policies: &[String], data: Option<&str>, listen: &str) {
     });
 }
 
+/// An HS256 token: the same signing code as `bouncer token` (crates/token).
 fn hs256(secret: &str, claims: &Value) -> String {
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
-        return String::new();
-    };
-    mac.update(input.as_bytes());
-    format!(
-        "{input}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
+    bouncer_token::hs256(secret, claims).unwrap_or_default()
 }
 
 /// Ready-made curl lines for the demo configuration: signed with its consumers' secrets.
@@ -198,6 +184,10 @@ fn print_demo(config: &Value, listen: &str) {
     println!("curl -i -X DELETE http://{listen}/api/v1/orders/42 -H 'Authorization: Bearer {acme_token}'\n");
     println!("# 200: the partner's API key (X-Credential-Identifier: acme-key-1)");
     println!("curl -i http://{listen}/api/v1/orders -H 'apikey: acme-demo-api-key'\n");
+    println!("# Your own tokens, for any consumer of a configuration (no Python needed):");
+    println!(
+        "cargo run -q -p bouncer-cli -- token --config examples/gateway-config.json \\\n    --consumer partner-acme --claims '{{\"sub\": \"partner-user-2\"}}'\n"
+    );
     println!("Ready (Ctrl-C stops the gateway).");
 }
 
