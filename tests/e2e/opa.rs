@@ -235,6 +235,7 @@ fn the_decision_cache_in_front_of_rego() {
             1,
             "the second request was answered by the cache"
         );
+        flush_metrics(&mut [&mut f1, &mut f2]);
         assert_eq!(h.metric("bouncer_authz_cache_hits"), Some(1));
         run(&mut f1, req("3", "httpie/3"));
         assert_eq!(calls(&seen), 2, "another user agent is another input");
@@ -245,6 +246,7 @@ fn the_decision_cache_in_front_of_rego() {
             assert_message(&out, 401, "Authentication Failed");
         }
         assert_eq!(calls(&seen), 3);
+        flush_metrics(&mut [&mut f1, &mut f2]);
         assert_eq!(h.metric("bouncer_authz_cache_hits"), Some(3));
         // The bouncer format of the same request is another body, hence another decision.
         let cfg_b = config(

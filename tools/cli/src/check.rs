@@ -59,8 +59,14 @@ pub fn summary(p: &Policy) -> Vec<String> {
     lines.push(match &p.authz {
         None => "authorization callout: none".to_owned(),
         Some(a) => format!(
-            "authorization callout: POST {} on {} (timeout {} ms)",
-            a.path, a.upstream, a.timeout_ms
+            "authorization callout: POST {} on {} ({} input, timeout {} ms)",
+            a.path,
+            a.upstream,
+            match a.input_format {
+                bouncer::config::InputFormat::Bouncer => "bouncer",
+                bouncer::config::InputFormat::OpaEnvoy => "opa-envoy",
+            },
+            a.timeout_ms
         ),
     });
     lines

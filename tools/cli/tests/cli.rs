@@ -64,7 +64,9 @@ fn check_accepts_the_shipped_configurations_with_a_summary() {
     assert!(out.contains("api keys: 1\n"), "{out}");
     assert!(out.contains("acl: allow first-party, partners"), "{out}");
     assert!(
-        out.contains("authorization callout: POST /v1/data/bouncer/allow on 127.0.0.1:8181"),
+        out.contains(
+            "authorization callout: POST /v1/data/bouncer/rbac/result on 127.0.0.1:8181 (opa-envoy input"
+        ),
         "{out}"
     );
     // A Kong declarative file: every bouncer filter of its filter chains.
