@@ -631,9 +631,9 @@ fn authz(p: &Params, h: &Harness, hs: &Algo) -> (Row, Row) {
 /// reference service computes by evaluating `examples/policies/rbac.rego` with regorus; and
 /// that evaluation alone, natively, on the body the filter sent.
 struct OpaRows {
-    cached: Stats,
-    uncached_constant: Stats,
-    uncached_rego: Stats,
+    cached: Row,
+    uncached_constant: Row,
+    uncached_rego: Row,
     rego_alone: Stats,
 }
 
@@ -660,13 +660,13 @@ fn opa(p: &Params, h: &Harness, hs: &Algo) -> OpaRows {
     let h1 = host();
     h1.set_callout_handler(move |_| CalloutReply::json(200, answer));
     let mut f = filter(h, &h1, &config(3600));
-    let cached_stats = cached(p, &mut f, &t);
+    let cached_stats = cached_row(p, &mut f, &t);
     assert_eq!(h1.metric("bouncer_authz_calls"), Some(1));
 
     let h2 = host();
     h2.set_callout_handler(move |_| CalloutReply::json(200, answer));
     let mut f = filter(h, &h2, &config(0));
-    let uncached_constant = cached(p, &mut f, &t);
+    let uncached_constant = cached_row(p, &mut f, &t);
 
     let h3 = host();
     let last_body: Arc<Mutex<Vec<u8>>> = Arc::default();
@@ -682,7 +682,7 @@ fn opa(p: &Params, h: &Harness, hs: &Algo) -> OpaRows {
         CalloutReply::json(a.status, &a.body.to_string())
     });
     let mut f = filter(h, &h3, &config(0));
-    let uncached_rego = cached(p, &mut f, &t);
+    let uncached_rego = cached_row(p, &mut f, &t);
     let calls = h3.metric("bouncer_authz_calls").unwrap_or(0);
     assert!(
         calls > 20,
@@ -1113,20 +1113,20 @@ fn main() {
     line(
         "authz opa-envoy body answered by the decision cache",
         opa_rows.cached,
-        format!("{:.2}", opa_rows.cached.med / no_authz.med),
+        format!("{:.2}", opa_rows.cached.s.med / no_authz.s.med),
     );
     line(
         "authz opa-envoy callout, uncached, constant answer (the callout's cost)",
         opa_rows.uncached_constant,
-        format!("{:.2}", opa_rows.uncached_constant.med / no_authz.med),
+        format!("{:.2}", opa_rows.uncached_constant.s.med / no_authz.s.med),
     );
     line(
         "authz opa-envoy callout, uncached, answered by regorus evaluating rbac.rego",
         opa_rows.uncached_rego,
-        format!("{:.2}", opa_rows.uncached_rego.med / no_authz.med),
+        format!("{:.2}", opa_rows.uncached_rego.s.med / no_authz.s.med),
     );
     println!(
-        "| regorus alone (native): rbac.rego on that body, data API answer | {} | | |",
+        "| regorus alone (native): rbac.rego on that body, data API answer | {} | | | |",
         spread(opa_rows.rego_alone)
     );
     line("token in a cookie", one_cookie, "1.00".into());
