@@ -5,6 +5,7 @@
 //! regexes are parsed here, never per request.
 
 pub mod raw;
+mod shape;
 
 use crate::access::{Permissions, Route, RouteSet};
 use crate::jwks::{KeySet, KeySetMode};
@@ -252,9 +253,7 @@ impl Policy {
             ));
         }
         // serde would take a JSON array for a struct (fields by position): refuse that first.
-        if let Ok(doc) = serde_json::from_str::<serde_json::Value>(text) {
-            check_objects(&doc)?;
-        }
+        shape::check_objects(text)?;
         let mut de = serde_json::Deserializer::from_str(text);
         let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
@@ -272,55 +271,6 @@ impl Policy {
     pub fn provider_for(&self, issuer: &str) -> Option<usize> {
         self.providers.iter().position(|p| p.issuer == issuer)
     }
-}
-
-/// Where the configuration has objects, objects it must be (not positional arrays).
-fn check_objects(doc: &serde_json::Value) -> Result<(), ConfigError> {
-    use serde_json::Value;
-    fn object(v: Option<&Value>, path: &str) -> Result<(), ConfigError> {
-        match v {
-            None | Some(Value::Null) | Some(Value::Object(_)) => Ok(()),
-            Some(_) => Err(ConfigError::new(path, "must be a JSON object")),
-        }
-    }
-    fn objects(v: Option<&Value>, path: &str) -> Result<(), ConfigError> {
-        for (i, item) in v
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            object(Some(item), &format!("{path}[{i}]"))?;
-        }
-        Ok(())
-    }
-    fn route_map(v: Option<&Value>, path: &str) -> Result<(), ConfigError> {
-        object(v, path)?;
-        for (k, list) in v.and_then(Value::as_object).into_iter().flatten() {
-            objects(Some(list), &format!("{path}.{k}"))?;
-        }
-        Ok(())
-    }
-    for field in ["acl", "authz", "revocations"] {
-        object(doc.get(field), field)?;
-    }
-    route_map(doc.get("group_routes"), "group_routes")?;
-    route_map(doc.get("permissions"), "permissions")?;
-    objects(doc.get("claims_to_headers"), "claims_to_headers")?;
-    objects(doc.get("jwks_providers"), "jwks_providers")?;
-    objects(doc.get("consumers"), "consumers")?;
-    for (i, c) in doc
-        .get("consumers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        for field in ["jwt_secrets", "keyauth_credentials", "routes"] {
-            objects(c.get(field), &format!("consumers[{i}].{field}"))?;
-        }
-    }
-    Ok(())
 }
 
 /// serde's "invalid type: integer `123`, expected a string" quotes the value, which may be a

@@ -17,6 +17,7 @@ mod jwks;
 mod jwt;
 mod observability;
 mod paths;
+mod scale;
 mod secrets;
 mod self_signed;
 mod traps;

@@ -60,6 +60,7 @@ mod abi;
 mod filter;
 mod host;
 mod http;
+pub mod scale;
 
 pub use filter::{Filter, KONG_AUTHORITY};
 pub use host::{Host, KongLocation, LogEntry, LogLevel, Metric, Profile, DEFAULT_UNIX_TIME};
