@@ -793,7 +793,9 @@ mod tests {
                 );
             }
         }
-        for bad in ["/a(", "/a)", "/a\\", "/a\\e", "/a[", "/a{2", "/a**", "(", "/a\\1"] {
+        for bad in [
+            "/a(", "/a)", "/a\\", "/a\\e", "/a[", "/a{2", "/a**", "(", "/a\\1",
+        ] {
             let whole = Regex::new(&format!("^(?:{bad})$")).is_err();
             let split = Route::compile(&["*".to_owned()], bad, &mut cache).is_err();
             assert_eq!(split, whole, "{bad}");
@@ -814,8 +816,8 @@ mod tests {
         assert!(literal.rest.is_none());
         assert!(literal.matches("get", "/t/plain"));
         assert!(!literal.matches("GET", "/t/plain/"));
-        let other = Route::compile(&["purge".to_owned(), "GET".to_owned()], "/x", &mut cache)
-            .unwrap();
+        let other =
+            Route::compile(&["purge".to_owned(), "GET".to_owned()], "/x", &mut cache).unwrap();
         assert!(other.matches("PURGE", "/x"));
         assert!(other.matches("get", "/x"));
         assert!(!other.matches("POST", "/x"));

@@ -753,12 +753,48 @@ fn scale_row(h: &Harness, label: &str, scale: Scale, runs: usize) -> ScaleRow {
 fn scale_kinds(h: &Harness, n: usize) -> (ScaleRow, Vec<(&'static str, f64, f64)>) {
     let bare = scale_row(h, "bare", Scale::bare(n), 1);
     let kinds = [
-        ("HS256 secret", Scale { hs256: true, ..Scale::bare(n) }),
-        ("RSA public key (2048 bits)", Scale { rsa: true, ..Scale::bare(n) }),
-        ("API key (key_sha256)", Scale { api_key: true, ..Scale::bare(n) }),
-        ("one route of its own", Scale { routes: Routes::Distinct, ..Scale::bare(n) }),
-        ("one route shared by all", Scale { routes: Routes::Shared, ..Scale::bare(n) }),
-        ("two groups", Scale { groups: 2, ..Scale::bare(n) }),
+        (
+            "HS256 secret",
+            Scale {
+                hs256: true,
+                ..Scale::bare(n)
+            },
+        ),
+        (
+            "RSA public key (2048 bits)",
+            Scale {
+                rsa: true,
+                ..Scale::bare(n)
+            },
+        ),
+        (
+            "API key (key_sha256)",
+            Scale {
+                api_key: true,
+                ..Scale::bare(n)
+            },
+        ),
+        (
+            "one route of its own",
+            Scale {
+                routes: Routes::Distinct,
+                ..Scale::bare(n)
+            },
+        ),
+        (
+            "one route shared by all",
+            Scale {
+                routes: Routes::Shared,
+                ..Scale::bare(n)
+            },
+        ),
+        (
+            "two groups",
+            Scale {
+                groups: 2,
+                ..Scale::bare(n)
+            },
+        ),
     ];
     let rows = kinds
         .into_iter()

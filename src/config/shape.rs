@@ -237,9 +237,9 @@ impl<'de> Visitor<'de> for ConsumerVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ConsumerResult, A::Error> {
         let mut lists: [(Option<usize>, usize); 3] = [(None, 0); 3];
-        while let Some(field) =
-            map.next_key_seed(KeyName(|k: &str| CONSUMER_LISTS.iter().position(|f| *f == k)))?
-        {
+        while let Some(field) = map.next_key_seed(KeyName(|k: &str| {
+            CONSUMER_LISTS.iter().position(|f| *f == k)
+        }))? {
             match field.and_then(|f| lists.get_mut(f)) {
                 Some(slot) => *slot = map.next_value_seed(CountedObjects)?,
                 None => {
@@ -460,7 +460,9 @@ impl<'de> Visitor<'de> for DocumentVisitor {
 /// holds (zero when it is no valid JSON).
 pub(super) fn check_objects(text: &str) -> Result<Counts, ConfigError> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let found = Document.deserialize(&mut de).and_then(|r| de.end().map(|()| r));
+    let found = Document
+        .deserialize(&mut de)
+        .and_then(|r| de.end().map(|()| r));
     match found {
         Ok((Some(e), _)) => Err(e),
         Ok((None, counts)) => Ok(counts),

@@ -50,8 +50,14 @@ fn hundred_thousand_consumers_fit_in_64_mib() {
     for i in [0, 1, 4_242, n - 1] {
         let own = format!("/api/v1/tenants/{i}/orders");
         let other = format!("/api/v1/tenants/{}/orders", i + 1);
-        let out = run(&mut f, get(&own).header("authorization", &bearer(&token(i))));
-        assert_eq!(upstream(&out, "x-consumer-id"), Some(format!("id-{i}").as_str()));
+        let out = run(
+            &mut f,
+            get(&own).header("authorization", &bearer(&token(i))),
+        );
+        assert_eq!(
+            upstream(&out, "x-consumer-id"),
+            Some(format!("id-{i}").as_str())
+        );
         let out = run(&mut f, get(&own).header("apikey", &api_key(i)));
         assert_eq!(
             upstream(&out, "x-consumer-username"),
@@ -65,7 +71,10 @@ fn hundred_thousand_consumers_fit_in_64_mib() {
         );
         assert_message(&out, 403, "You cannot consume this service");
     }
-    let out = run(&mut f, get("/api/v1/tenants/1").header("apikey", "no-such-key"));
+    let out = run(
+        &mut f,
+        get("/api/v1/tenants/1").header("apikey", "no-such-key"),
+    );
     assert_message(&out, 401, "Unauthorized");
 }
 
@@ -89,7 +98,13 @@ fn hundred_thousand_consumers_with_a_shared_route_fit_in_64_mib() {
         &mut f,
         get("/api/v1/orders/7").header("authorization", &bearer(&token(i))),
     );
-    assert_eq!(upstream(&out, "x-consumer-id"), Some(format!("id-{i}").as_str()));
-    let out = run(&mut f, get("/api/v1/orders/7/items").header("apikey", &api_key(i)));
+    assert_eq!(
+        upstream(&out, "x-consumer-id"),
+        Some(format!("id-{i}").as_str())
+    );
+    let out = run(
+        &mut f,
+        get("/api/v1/orders/7/items").header("apikey", &api_key(i)),
+    );
     assert_message(&out, 403, "You cannot consume this service");
 }
