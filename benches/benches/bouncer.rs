@@ -9,11 +9,15 @@
 //! - `BENCH_MEMORY_TOKENS` (default 100000): distinct tokens for the memory check (0: skip).
 //! - `BENCH_MODULES="label=path.wasm,..."`: instead of the full table, a short comparison of
 //!   several builds of the filter (opt-level, wasm-opt): size and the main request costs.
+//! - `BENCH_SCALE` (default 100000): consumers for the configuration-scale rows (issue 15):
+//!   time to configure 10,000 and N consumers and linear memory after, and memory per
+//!   consumer for each credential kind (0: skip). `BENCH_SCALE_ONLY=1`: only those rows.
 //! - `BOUNCER_BENCH_WASM`: the filter module to measure (default: the release build).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bouncer_crypto::{Alg, Key};
+use bouncer_harness::scale::{Routes, Scale};
 use bouncer_harness::{CalloutReply, Filter, Harness, Host, Request};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -844,6 +848,184 @@ fn memory(h: &Harness, algo: &Algo, n: usize) -> (Vec<(usize, usize)>, usize, us
 }
 
 // ---------------------------------------------------------------------------------------------
+// Configuration scale (issue 15)
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Configure a fresh instance with `text`: (seconds, linear memory after `on_configure`).
+fn configure(h: &Harness, text: &str) -> (f64, usize) {
+    let host = host();
+    let started = Instant::now();
+    let f = h
+        .filter(&host, text)
+        .unwrap_or_else(|e| panic!("config refused: {e}"));
+    (started.elapsed().as_secs_f64(), f.memory_size())
+}
+
+/// One configuration: the median time of `runs`, the memory (the same every run), the text.
+struct ScaleRow {
+    label: String,
+    consumers: usize,
+    seconds: f64,
+    memory: usize,
+    text: usize,
+}
+
+fn scale_row(h: &Harness, label: &str, scale: Scale, runs: usize) -> ScaleRow {
+    let text = scale.config();
+    let mut times = Vec::new();
+    let mut memory = 0;
+    for _ in 0..runs {
+        let (t, m) = configure(h, &text);
+        times.push(t);
+        memory = m;
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    ScaleRow {
+        label: label.to_owned(),
+        consumers: scale.consumers,
+        seconds: times[times.len() / 2],
+        memory,
+        text: text.len(),
+    }
+}
+
+/// Per credential kind, over `n` consumers: (kind, memory per consumer, text per consumer),
+/// each as the difference to `n` consumers without it.
+fn scale_kinds(h: &Harness, n: usize) -> (ScaleRow, Vec<(&'static str, f64, f64)>) {
+    let bare = scale_row(h, "bare", Scale::bare(n), 1);
+    let kinds = [
+        (
+            "HS256 secret",
+            Scale {
+                hs256: true,
+                ..Scale::bare(n)
+            },
+        ),
+        (
+            "RSA public key (2048 bits)",
+            Scale {
+                rsa: true,
+                ..Scale::bare(n)
+            },
+        ),
+        (
+            "API key (key_sha256)",
+            Scale {
+                api_key: true,
+                ..Scale::bare(n)
+            },
+        ),
+        (
+            "one route of its own",
+            Scale {
+                routes: Routes::Distinct,
+                ..Scale::bare(n)
+            },
+        ),
+        (
+            "one route shared by all",
+            Scale {
+                routes: Routes::Shared,
+                ..Scale::bare(n)
+            },
+        ),
+        (
+            "two groups",
+            Scale {
+                groups: 2,
+                ..Scale::bare(n)
+            },
+        ),
+    ];
+    let rows = kinds
+        .into_iter()
+        .map(|(label, scale)| {
+            let r = scale_row(h, label, scale, 1);
+            let per = |a: usize, b: usize| (a as f64 - b as f64) / n as f64;
+            (label, per(r.memory, bare.memory), per(r.text, bare.text))
+        })
+        .collect();
+    (bare, rows)
+}
+
+fn print_scale(rows: &[ScaleRow], empty: usize, bare: &ScaleRow, kinds: &[(&str, f64, f64)]) {
+    println!();
+    println!(
+        "configuration scale (issue 15): a fresh instance configured (on_vm_start + on_configure), median of 3 (1 for the last); linear memory after it; an instance configured with {{}} has {:.1} MiB",
+        empty as f64 / MIB
+    );
+    println!();
+    println!("| configuration | consumers | configure (s) | linear memory (MiB) | of which the text (MiB) | per consumer (bytes) |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for r in rows {
+        println!(
+            "| {} | {} | {:.3} | {:.1} | {:.1} | {:.0} |",
+            r.label,
+            r.consumers,
+            r.seconds,
+            r.memory as f64 / MIB,
+            r.text as f64 / MIB,
+            (r.memory as f64 - empty as f64) / r.consumers as f64
+        );
+    }
+    println!();
+    println!(
+        "memory per consumer by what it holds ({} consumers; a consumer with a username and an id: {:.0} bytes, {:.0} of them its text):",
+        bare.consumers,
+        (bare.memory as f64 - empty as f64) / bare.consumers as f64,
+        bare.text as f64 / bare.consumers as f64
+    );
+    println!();
+    println!("| each consumer also holds | + linear memory per consumer (bytes) | + of which its text (bytes) |");
+    println!("| --- | ---: | ---: |");
+    for (label, mem, text) in kinds {
+        println!("| {label} | {mem:.0} | {text:.0} |");
+    }
+}
+
+/// The scale rows: 10,000 and `n` consumers of issue 15 (own routes, shared routes), and the
+/// memory per credential kind.
+fn scale(h: &Harness, n: usize) {
+    let (_, empty) = configure(h, "{}");
+    let mut rows = vec![scale_row(
+        h,
+        "HS256 secret, API key, own route",
+        Scale::issue15(10_000),
+        3,
+    )];
+    rows.push(scale_row(
+        h,
+        "HS256 secret, API key, own route",
+        Scale::issue15(n),
+        3,
+    ));
+    rows.push(scale_row(
+        h,
+        "HS256 secret, API key, shared route",
+        Scale {
+            routes: Routes::Shared,
+            ..Scale::issue15(n)
+        },
+        3,
+    ));
+    rows.push(scale_row(
+        h,
+        "RS256 key, API key, own route, two groups",
+        Scale {
+            rsa: true,
+            api_key: true,
+            routes: Routes::Distinct,
+            groups: 2,
+            ..Scale::bare(n)
+        },
+        1,
+    ));
+    let (bare, kinds) = scale_kinds(h, n);
+    print_scale(&rows, empty, &bare, &kinds);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Output
 
 fn us(s: Stats) -> String {
@@ -975,6 +1157,12 @@ fn main() {
     }
     if let Ok(what) = std::env::var("BENCH_PROFILE") {
         profile(&what, &algos);
+        return;
+    }
+    let scale_n = env_usize("BENCH_SCALE", 100_000);
+    if std::env::var("BENCH_SCALE_ONLY").is_ok_and(|v| v == "1") {
+        eprintln!("bench: configuration scale ({scale_n} consumers)");
+        scale(&load(&filter_path()), scale_n.max(10_000));
         return;
     }
     let started = Instant::now();
@@ -1165,6 +1353,10 @@ fn main() {
             if bounded { "yes" } else { "NO" },
             bytes / 1024
         );
+    }
+    if scale_n > 0 {
+        eprintln!("bench: configuration scale ({scale_n} consumers)");
+        scale(&h, scale_n.max(10_000));
     }
     println!();
     println!("bench: {:.0} s", started.elapsed().as_secs_f64());

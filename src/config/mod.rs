@@ -4,13 +4,17 @@
 //! `consumers[2].jwt_secrets[0].rsa_public_key: not a PEM public key`. Keys, secrets and
 //! regexes are parsed here, never per request.
 
+mod consumers;
 pub mod raw;
+mod shape;
 
-use crate::access::{Permissions, Route, RouteSet};
+pub use consumers::{ApiKeys, ConsumerTable, JwtCredentials};
+
+use crate::access::{Permissions, RegexCache, Route, RouteSet};
 use crate::jwks::{KeySet, KeySetMode};
 use base64::Engine as _;
 use bouncer_crypto::{Alg, Key};
-use raw::{RawConfig, RawConsumer, RawJwtSecret, RawRoute};
+use raw::{RawConfig, RawJwtSecret, RawRoute};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -233,8 +237,8 @@ pub struct Policy {
     pub run_on_preflight: bool,
     pub hide_credentials: bool,
     pub consumers: Vec<Consumer>,
-    pub jwt_credentials: HashMap<String, JwtCredential>,
-    pub api_keys: HashMap<[u8; 32], ApiKeyCredential>,
+    pub jwt_credentials: JwtCredentials,
+    pub api_keys: ApiKeys,
     pub acl: Option<Acl>,
     pub claims_to_headers: Vec<(String, String)>,
     pub forward_payload_header: Option<String>,
@@ -264,17 +268,13 @@ impl Policy {
             ));
         }
         // serde would take a JSON array for a struct (fields by position): refuse that first.
-        if let Ok(doc) = serde_json::from_str::<serde_json::Value>(text) {
-            check_objects(&doc)?;
-        }
-        let mut de = serde_json::Deserializer::from_str(text);
-        let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            ConfigError::new(path, redact(&strip_position(&e.inner().to_string())))
-        })?;
-        de.end()
-            .map_err(|e| ConfigError::new("", strip_position(&e.to_string())))?;
+        let counts = shape::check_objects(text)?;
+        // A first parse without JSON paths or uniqueness checks as it goes; if it finds any
+        // error or duplicate, the text is parsed again exactly, for the error to report.
+        let raw = match parse_fast(text, counts) {
+            Some(raw) => raw,
+            None => parse(text, counts)?,
+        };
         let mut policy = compile(raw)?;
         policy.fingerprint = bouncer_crypto::sha256(text.as_bytes());
         Ok(policy)
@@ -286,53 +286,34 @@ impl Policy {
     }
 }
 
-/// Where the configuration has objects, objects it must be (not positional arrays).
-fn check_objects(doc: &serde_json::Value) -> Result<(), ConfigError> {
-    use serde_json::Value;
-    fn object(v: Option<&Value>, path: &str) -> Result<(), ConfigError> {
-        match v {
-            None | Some(Value::Null) | Some(Value::Object(_)) => Ok(()),
-            Some(_) => Err(ConfigError::new(path, "must be a JSON object")),
-        }
-    }
-    fn objects(v: Option<&Value>, path: &str) -> Result<(), ConfigError> {
-        for (i, item) in v
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            object(Some(item), &format!("{path}[{i}]"))?;
-        }
-        Ok(())
-    }
-    fn route_map(v: Option<&Value>, path: &str) -> Result<(), ConfigError> {
-        object(v, path)?;
-        for (k, list) in v.and_then(Value::as_object).into_iter().flatten() {
-            objects(Some(list), &format!("{path}.{k}"))?;
-        }
-        Ok(())
-    }
-    for field in ["acl", "authz", "revocations"] {
-        object(doc.get(field), field)?;
-    }
-    route_map(doc.get("group_routes"), "group_routes")?;
-    route_map(doc.get("permissions"), "permissions")?;
-    objects(doc.get("claims_to_headers"), "claims_to_headers")?;
-    objects(doc.get("jwks_providers"), "jwks_providers")?;
-    objects(doc.get("consumers"), "consumers")?;
-    for (i, c) in doc
-        .get("consumers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        for field in ["jwt_secrets", "keyauth_credentials", "routes"] {
-            objects(c.get(field), &format!("consumers[{i}].{field}"))?;
-        }
-    }
-    Ok(())
+/// The typed parse, consumers compiled as they come ([`consumers`]), without JSON paths or
+/// uniqueness checks: `None` on any error or duplicate (then [`parse`] tells which).
+fn parse_fast(text: &str, counts: consumers::Counts) -> Option<RawConfig> {
+    use serde::Deserialize as _;
+    consumers::expect(counts, false);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let raw = RawConfig::deserialize(&mut de);
+    consumers::expect(consumers::Counts::default(), false);
+    let mut raw = raw.ok()?;
+    de.end().ok()?;
+    (!raw.consumers.needs_exact()).then_some(raw)
+}
+
+/// The typed parse, exactly: serde's errors with their JSON path, consumers compiled as they
+/// come ([`consumers`]) and checked for duplicates in order.
+fn parse(text: &str, counts: consumers::Counts) -> Result<RawConfig, ConfigError> {
+    consumers::expect(counts, true);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let raw: Result<RawConfig, _> = serde_path_to_error::deserialize(&mut de);
+    consumers::expect(consumers::Counts::default(), false);
+    let raw = raw.map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        ConfigError::new(path, redact(&strip_position(&e.inner().to_string())))
+    })?;
+    de.end()
+        .map_err(|e| ConfigError::new("", strip_position(&e.to_string())))?;
+    Ok(raw)
 }
 
 /// serde's "invalid type: integer `123`, expected a string" quotes the value, which may be a
@@ -464,17 +445,28 @@ fn decode_base64_secret(s: &str) -> Option<Vec<u8>> {
     standard.decode(s).ok().or_else(|| url.decode(s).ok())
 }
 
-fn compile_route(path: &str, r: &RawRoute) -> Result<(Route, String), ConfigError> {
-    Route::new(&r.methods, &r.path)
-        .map(|route| (route, r.path.clone()))
+fn compile_route(path: &str, r: &RawRoute, cache: &mut RegexCache) -> Result<Route, ConfigError> {
+    Route::compile(&r.methods, &r.path, cache)
         .map_err(|(field, msg)| ConfigError::new(format!("{path}.{field}"), msg))
 }
 
-fn compile_routes(path: &str, routes: &[RawRoute]) -> Result<Vec<(Route, String)>, ConfigError> {
+fn compile_routes(
+    path: &str,
+    routes: &[RawRoute],
+    cache: &mut RegexCache,
+) -> Result<Vec<Route>, ConfigError> {
     routes
         .iter()
         .enumerate()
-        .map(|(i, r)| compile_route(&format!("{path}[{i}]"), r))
+        .map(|(i, r)| {
+            // An empty path: a first parse of consumers, whose errors are found again.
+            let at = if path.is_empty() {
+                String::new()
+            } else {
+                format!("{path}[{i}]")
+            };
+            compile_route(&at, r, cache)
+        })
         .collect()
 }
 
@@ -595,151 +587,6 @@ fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-struct Built {
-    consumers: Vec<Consumer>,
-    jwt_credentials: HashMap<String, JwtCredential>,
-    api_keys: HashMap<[u8; 32], ApiKeyCredential>,
-}
-
-fn compile_consumers(
-    raw: &[RawConsumer],
-    group_routes: &HashMap<String, Vec<(Route, String)>>,
-    hide_groups_header: bool,
-) -> Result<Built, ConfigError> {
-    let mut consumers = Vec::with_capacity(raw.len());
-    let mut jwt_credentials = HashMap::new();
-    let mut api_keys = HashMap::new();
-    let mut usernames = HashSet::new();
-    let mut ids = HashSet::new();
-    for (ci, c) in raw.iter().enumerate() {
-        let path = format!("consumers[{ci}]");
-        if c.username.is_empty() {
-            return Err(ConfigError::new(
-                format!("{path}.username"),
-                "must not be empty",
-            ));
-        }
-        if !usernames.insert(c.username.clone()) {
-            return Err(ConfigError::new(
-                format!("{path}.username"),
-                format!("duplicate username '{}'", c.username),
-            ));
-        }
-        let id = c.id.clone().unwrap_or_else(|| c.username.clone());
-        if id.is_empty() {
-            return Err(ConfigError::new(format!("{path}.id"), "must not be empty"));
-        }
-        if !ids.insert(id.clone()) {
-            return Err(ConfigError::new(
-                format!("{path}.id"),
-                format!("duplicate id '{id}'"),
-            ));
-        }
-        for (field, v) in [("username", &c.username), ("id", &id)] {
-            if !header_value_ok(v) {
-                return Err(ConfigError::new(
-                    format!("{path}.{field}"),
-                    "must not contain control characters",
-                ));
-            }
-        }
-        if let Some(cid) = &c.custom_id {
-            if !header_value_ok(cid) {
-                return Err(ConfigError::new(
-                    format!("{path}.custom_id"),
-                    "must not contain control characters",
-                ));
-            }
-        }
-        let groups = non_empty_names(&format!("{path}.groups"), &c.groups)?;
-        for (gi, g) in groups.iter().enumerate() {
-            if !header_value_ok(g) || g.contains(',') {
-                return Err(ConfigError::new(
-                    format!("{path}.groups[{gi}]"),
-                    "must not contain commas or control characters",
-                ));
-            }
-        }
-        let mut routes = compile_routes(&format!("{path}.routes"), &c.routes)?;
-        for g in &groups {
-            if let Some(rs) = group_routes.get(g) {
-                routes.extend(rs.iter().cloned());
-            }
-        }
-        let issued_before = finite_non_negative(&format!("{path}.issued_before"), c.issued_before)?;
-        for (si, s) in c.jwt_secrets.iter().enumerate() {
-            let spath = format!("{path}.jwt_secrets[{si}]");
-            let (alg, key) = compile_jwt_secret(&spath, s)?;
-            if jwt_credentials.contains_key(&s.key) {
-                return Err(ConfigError::new(
-                    format!("{spath}.key"),
-                    format!("duplicate credential key '{}'", s.key),
-                ));
-            }
-            jwt_credentials.insert(
-                s.key.clone(),
-                JwtCredential {
-                    consumer: ci,
-                    key_id: s.key.clone(),
-                    alg,
-                    key,
-                },
-            );
-        }
-        for (ki, k) in c.keyauth_credentials.iter().enumerate() {
-            let kpath = format!("{path}.keyauth_credentials[{ki}]");
-            let digest = parse_hex32(&k.key_sha256).ok_or_else(|| {
-                ConfigError::new(
-                    format!("{kpath}.key_sha256"),
-                    "must be 64 hexadecimal characters (the SHA-256 of the key)",
-                )
-            })?;
-            if let Some(id) = &k.id {
-                if id.is_empty() || !header_value_ok(id) {
-                    return Err(ConfigError::new(
-                        format!("{kpath}.id"),
-                        "must be non-empty without control characters",
-                    ));
-                }
-            }
-            if api_keys.contains_key(&digest) {
-                return Err(ConfigError::new(
-                    format!("{kpath}.key_sha256"),
-                    "duplicate API key",
-                ));
-            }
-            api_keys.insert(
-                digest,
-                ApiKeyCredential {
-                    consumer: ci,
-                    id: k.id.clone(),
-                    digest,
-                },
-            );
-        }
-        let groups_header = if groups.is_empty() || hide_groups_header {
-            None
-        } else {
-            Some(groups.join(", "))
-        };
-        consumers.push(Consumer {
-            username: c.username.clone(),
-            id,
-            custom_id: c.custom_id.clone(),
-            groups,
-            groups_header,
-            routes: RouteSet::new(routes),
-            issued_before,
-            self_signed: c.self_signed,
-        });
-    }
-    Ok(Built {
-        consumers,
-        jwt_credentials,
-        api_keys,
-    })
-}
-
 /// Whether a configured value may go into a header as is.
 fn header_value_ok(v: &str) -> bool {
     !v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
@@ -800,22 +647,35 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         }
     };
 
+    let mut regexes = RegexCache::default();
     let mut group_routes = HashMap::new();
     for (g, rs) in &raw.group_routes {
-        group_routes.insert(g.clone(), compile_routes(&format!("group_routes.{g}"), rs)?);
+        group_routes.insert(
+            g.clone(),
+            compile_routes(&format!("group_routes.{g}"), rs, &mut regexes)?,
+        );
     }
 
-    let built = compile_consumers(&raw.consumers, &group_routes, hide_groups_header)?;
-    let by_username: HashMap<&str, usize> = built
-        .consumers
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.username.as_str(), i))
-        .collect();
+    let built = raw.consumers.finish(&group_routes, hide_groups_header)?;
+    drop(group_routes);
+    // A few names are looked up by a scan; more by a map.
+    let lookups = raw.jwks_providers.len().saturating_add(1);
+    let by_username: Option<HashMap<&str, usize>> = (lookups > 8).then(|| {
+        built
+            .consumers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.username.as_str(), i))
+            .collect()
+    });
+    let consumer_index = |name: &str| match &by_username {
+        Some(map) => map.get(name).copied(),
+        None => built.consumers.iter().position(|c| c.username == name),
+    };
 
     let anonymous = match &raw.anonymous {
         None => None,
-        Some(name) => Some(*by_username.get(name.as_str()).ok_or_else(|| {
+        Some(name) => Some(consumer_index(name).ok_or_else(|| {
             ConfigError::new("anonymous", format!("no consumer with username '{name}'"))
         })?),
     };
@@ -888,7 +748,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
                 format!("duplicate issuer '{}'", p.issuer),
             ));
         }
-        let consumer = *by_username.get(p.consumer.as_str()).ok_or_else(|| {
+        let consumer = consumer_index(&p.consumer).ok_or_else(|| {
             ConfigError::new(
                 format!("{path}.consumer"),
                 format!("no consumer with username '{}'", p.consumer),
@@ -972,7 +832,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
             for (name, acts) in map {
                 compiled.push((
                     name.clone(),
-                    compile_routes(&format!("permissions.{name}"), acts)?,
+                    compile_routes(&format!("permissions.{name}"), acts, &mut regexes)?,
                 ));
             }
             Some(Permissions::new(compiled))

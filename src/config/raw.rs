@@ -98,8 +98,9 @@ pub struct RawConfig {
     pub hide_credentials: bool,
     #[serde(default = "default_key_names", deserialize_with = "list")]
     pub key_names: Vec<String>,
-    #[serde(default, deserialize_with = "list")]
-    pub consumers: Vec<RawConsumer>,
+    /// Compiled while parsed ([`super::consumers`]).
+    #[serde(default, deserialize_with = "super::consumers::stream")]
+    pub consumers: super::ConsumerTable,
     #[serde(default)]
     pub acl: Option<RawAcl>,
     #[serde(default)]

@@ -569,3 +569,82 @@ fn forbidden_header_targets() {
     )
     .unwrap();
 }
+
+/// Consumers are compiled while parsed, first without uniqueness checks or paths: the error
+/// reported is still the first in document order, the checks of each consumer in their order,
+/// and serde's errors anywhere in the text come first.
+#[test]
+fn streamed_consumers_report_the_first_error_in_order() {
+    let hs = |key: &str, secret: &str| json!({"key": key, "algorithm": "HS256", "secret": secret});
+    let key = |hex: &str| json!({"key_sha256": hex});
+    let a64 = "a".repeat(64);
+    // A duplicate username comes before the same consumer's bad secret.
+    assert_err(
+        json!({"consumers": [{"username": "a"},
+            {"username": "a", "jwt_secrets": [hs("k", "")]}]}),
+        "consumers[1].username: duplicate username 'a'",
+    );
+    // An earlier consumer's error comes before a later duplicate.
+    assert_err(
+        json!({"consumers": [{"username": "a"}, {"username": "b", "jwt_secrets": [hs("k", "")]},
+            {"username": "a"}]}),
+        "consumers[1].jwt_secrets[0].secret: must not be empty",
+    );
+    // A duplicate API key within one consumer, before its next key's error.
+    assert_err(
+        json!({"consumers": [{"username": "a",
+            "keyauth_credentials": [key(&a64), key(&a64), key("zz")]}]}),
+        "consumers[0].keyauth_credentials[1].key_sha256: duplicate API key",
+    );
+    // A duplicate credential key across consumers; a duplicate id.
+    assert_err(
+        json!({"consumers": [{"username": "a", "jwt_secrets": [hs("k", "s")]},
+            {"username": "b", "jwt_secrets": [hs("j", "s"), hs("k", "s")]}]}),
+        "consumers[1].jwt_secrets[1].key: duplicate credential key 'k'",
+    );
+    assert_err(
+        json!({"consumers": [{"username": "a", "id": "x"}, {"username": "b", "id": "x"}]}),
+        "consumers[1].id: duplicate id 'x'",
+    );
+    // A type error after the consumers comes before their semantic errors.
+    assert_err(
+        json!({"consumers": [{"username": ""}], "max_token_bytes": "x"}),
+        "max_token_bytes: invalid type",
+    );
+    // Checks before the consumers' come first; group routes are added wherever they are.
+    assert_err(
+        json!({"consumers": [{"username": ""}], "group_routes": {"g": [{"methods": [], "path": "/"}]}}),
+        "group_routes.g[0].methods: must not be empty",
+    );
+    let p = Policy::from_json(
+        &json!({"consumers": [{"username": "a", "groups": ["g"],
+                    "routes": [{"methods": ["GET"], "path": "/own"}]}],
+                "group_routes": {"g": [{"methods": ["POST"], "path": "/group(/.*)?"}]},
+                "acl": {"deny": ["x"], "hide_groups_header": true}})
+        .to_string(),
+    )
+    .unwrap();
+    let c = &p.consumers[0];
+    assert!(c.routes.allows("GET", "/own") && c.routes.allows("POST", "/group/1"));
+    assert!(!c.routes.allows("GET", "/group/1"));
+    assert_eq!(c.groups_header, None);
+    // Many consumers, credentials found by the sorted tables.
+    let consumers: Vec<Value> = (0..300)
+        .map(|i| {
+            json!({"username": format!("u{i}"), "jwt_secrets": [hs(&format!("k{i}"), "s")],
+                   "keyauth_credentials": [key(&format!("{i:064x}"))]})
+        })
+        .collect();
+    let p = Policy::from_json(&json!({ "consumers": consumers }).to_string()).unwrap();
+    for i in [0usize, 1, 150, 299] {
+        let cred = p.jwt_credentials.get(&format!("k{i}")).unwrap();
+        assert_eq!(
+            (cred.consumer, cred.key_id.as_str()),
+            (i, format!("k{i}").as_str())
+        );
+        let digest = parse_hex32(&format!("{i:064x}")).unwrap();
+        assert_eq!(p.api_keys.get(&digest).unwrap().consumer, i);
+    }
+    assert!(p.jwt_credentials.get("k300").is_none());
+    assert!(p.api_keys.get(&[0xff; 32]).is_none());
+}

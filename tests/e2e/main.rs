@@ -19,6 +19,7 @@ mod jwt;
 mod observability;
 mod opa;
 mod paths;
+mod scale;
 mod secrets;
 mod self_signed;
 mod traps;

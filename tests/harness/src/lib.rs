@@ -60,6 +60,7 @@ mod abi;
 mod filter;
 mod host;
 mod http;
+pub mod scale;
 
 pub use abi::{count_host_calls, take_host_calls};
 pub use filter::{Filter, KONG_AUTHORITY};
