@@ -50,6 +50,11 @@ pub(super) fn expect(counts: Counts, exact: bool) {
 pub struct JwtCredentials(Box<[JwtCredential]>);
 
 impl JwtCredentials {
+    /// Every credential (in key order).
+    pub fn iter(&self) -> impl Iterator<Item = &JwtCredential> {
+        self.0.iter()
+    }
+
     /// The credential with this key.
     pub fn get(&self, key: &str) -> Option<&JwtCredential> {
         let i = self

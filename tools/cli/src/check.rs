@@ -17,7 +17,7 @@ pub fn summary(p: &Policy) -> Vec<String> {
         .unwrap_or_default();
     lines.push(format!("consumers: {}{anonymous}", p.consumers.len()));
     let mut algs: BTreeMap<&str, usize> = BTreeMap::new();
-    for c in p.jwt_credentials.values() {
+    for c in p.jwt_credentials.iter() {
         *algs.entry(c.alg.name()).or_default() += 1;
     }
     let algs: Vec<String> = algs.iter().map(|(a, n)| format!("{a} {n}")).collect();

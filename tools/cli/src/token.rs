@@ -1,7 +1,7 @@
 //! `bouncer token`: a signed test token for a consumer of a configuration.
 
 use crate::{read_text, Failure};
-use bouncer::config::raw::{RawConfig, RawJwtSecret};
+use bouncer::config::raw::RawJwtSecret;
 use bouncer::config::Policy;
 use bouncer_token::SigningKey;
 use serde_json::{json, Map, Value};
@@ -85,7 +85,7 @@ pub fn run(args: &TokenArgs) -> Result<(), Failure> {
             args.config.display()
         ))
     })?;
-    let raw: RawConfig = serde_json::from_str(if text.trim().is_empty() { "{}" } else { &text })
+    let raw: Consumers = serde_json::from_str(if text.trim().is_empty() { "{}" } else { &text })
         .map_err(|e| Failure::refused(format!("{}: {e}", args.config.display())))?;
     let consumer = raw
         .consumers
@@ -180,4 +180,21 @@ pub fn run(args: &TokenArgs) -> Result<(), Failure> {
     }
     println!("{token}");
     Ok(())
+}
+
+/// The consumers of a configuration with their JWT credentials, as written (the filter's own
+/// parse keeps no secret it does not need; the configuration was checked before).
+#[derive(serde::Deserialize)]
+struct Consumers {
+    #[serde(default)]
+    consumers: Vec<ConsumerEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct ConsumerEntry {
+    username: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    jwt_secrets: Vec<RawJwtSecret>,
 }
