@@ -513,6 +513,9 @@ fn per_algorithm(p: &Params, h: &Harness, floor: &mut Floor, algos: &[Algo]) -> 
         let t = fresh(a, 1).remove(0);
         let local = cached(p, &mut fb, &t);
         let calls_local = host_calls(&mut fb, request(&t));
+        // Hot counters are handed to the host on the tick.
+        fa.tick().unwrap_or_else(|e| panic!("{e}"));
+        fb.tick().unwrap_or_else(|e| panic!("{e}"));
         let hits_shared = host.metric("bouncer_token_cache_hits_shared").unwrap_or(0);
         // HMAC tokens skip the shared level (verifying costs less than looking up).
         assert!(
