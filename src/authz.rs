@@ -182,21 +182,12 @@ struct OpaVersion {
     ext_authz: &'static str,
 }
 
-/// Request headers never sent in the `opa-envoy` body besides the credentials and the
-/// reserved headers: hop-by-hop and framing headers, `host` (it is `host` and `:authority`),
-/// credentials whatever the configuration, and tracing ids that differ on every request
-/// (they would make every decision-cache key distinct).
-const LEFT_OUT_HEADERS: [&str; 23] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-    "host",
-    "authorization",
+/// Request headers never sent in the `opa-envoy` body besides the credentials, the reserved
+/// headers and [`crate::config::FORBIDDEN_TARGETS`] (hop-by-hop and framing headers, `host`
+/// (it is `host` and `:authority`), `authorization`; `cookie` is filtered, not dropped):
+/// `proxy-authorization`, and tracing ids that differ on every request (they would make every
+/// decision-cache key distinct).
+const LEFT_OUT_HEADERS: [&str; 13] = [
     "proxy-authorization",
     "x-request-id",
     "traceparent",
@@ -229,7 +220,10 @@ fn opa_headers(policy: &Policy, input: &CalloutInput<'_>, path: &str) -> BTreeMa
             cookies.push(value);
             continue;
         }
-        let left_out = LEFT_OUT_HEADERS.iter().any(|h| same_header(h, name))
+        let left_out = crate::config::FORBIDDEN_TARGETS
+            .iter()
+            .chain(&LEFT_OUT_HEADERS)
+            .any(|h| same_header(h, name))
             || policy
                 .header_names
                 .iter()
