@@ -94,7 +94,7 @@ oci: dist
 ##       (RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z sanitizer flags). Not part of CI.
 ##       Crashes land in fuzz/artifacts/<target>/; e.g. make fuzz FUZZ_TARGETS=token FUZZ_SECONDS=600
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= token request config jwks authz_answer
+FUZZ_TARGETS ?= token request config jwks authz_answer header_map
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 	sh fuzz/seed-corpus.sh
