@@ -432,8 +432,9 @@ fn finite_non_negative(path: &str, v: f64) -> Result<f64, ConfigError> {
     }
 }
 
-/// Decode a base64 secret in the standard or URL-safe alphabet, padded or not.
-fn decode_base64_secret(s: &str) -> Option<Vec<u8>> {
+/// Decode a base64 secret (`secret_is_base64`) in the standard or URL-safe alphabet, padded or
+/// not: how the filter reads one (the CLI's `bouncer token` calls this too).
+pub fn decode_base64_secret(s: &str) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
     use base64::engine::DecodePaddingMode;
     let cfg = GeneralPurposeConfig::new()

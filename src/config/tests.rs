@@ -648,3 +648,10 @@ fn streamed_consumers_report_the_first_error_in_order() {
     assert!(p.jwt_credentials.get("k300").is_none());
     assert!(p.api_keys.get(&[0xff; 32]).is_none());
 }
+
+#[test]
+fn base64_secrets_decode_in_both_alphabets() {
+    assert_eq!(decode_base64_secret("-_8").unwrap(), vec![0xfb, 0xff]);
+    assert_eq!(decode_base64_secret("+/8=").unwrap(), vec![0xfb, 0xff]);
+    assert!(decode_base64_secret("not base64!").is_none());
+}

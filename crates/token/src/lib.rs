@@ -194,20 +194,6 @@ pub fn hs256(secret: &str, claims: &Value) -> Result<String, SignError> {
     )
 }
 
-/// Decode a `secret_is_base64` secret as the filter does: standard or URL-safe alphabet,
-/// padded or not.
-pub fn decode_base64_secret(s: &str) -> Option<Vec<u8>> {
-    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-    use base64::engine::DecodePaddingMode;
-    let cfg = GeneralPurposeConfig::new()
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-        .with_decode_allow_trailing_bits(true);
-    let standard = GeneralPurpose::new(&base64::alphabet::STANDARD, cfg);
-    let url = GeneralPurpose::new(&base64::alphabet::URL_SAFE, cfg);
-    let s = s.trim();
-    standard.decode(s).ok().or_else(|| url.decode(s).ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,12 +285,5 @@ mod tests {
         assert!(sign("ES256", &SigningKey::PrivatePem(&rsa), None, &json!({})).is_err());
         assert!(sign("ES384", &SigningKey::PrivatePem(&ec), None, &json!({})).is_err());
         assert!(sign("RS256", &SigningKey::PrivatePem(&ec), None, &json!({})).is_err());
-    }
-
-    #[test]
-    fn base64_secrets_decode_in_both_alphabets() {
-        assert_eq!(decode_base64_secret("-_8").unwrap(), vec![0xfb, 0xff]);
-        assert_eq!(decode_base64_secret("+/8=").unwrap(), vec![0xfb, 0xff]);
-        assert!(decode_base64_secret("not base64!").is_none());
     }
 }

@@ -137,13 +137,13 @@ pub fn run(args: &TokenArgs) -> Result<(), Failure> {
             )));
         }
         secret = match (&cred.secret, &cred.jwk) {
-            (Some(s), _) if cred.secret_is_base64 => bouncer_token::decode_base64_secret(s)
+            (Some(s), _) if cred.secret_is_base64 => bouncer::config::decode_base64_secret(s)
                 .ok_or_else(|| Failure::refused("the secret is not valid base64"))?,
             (Some(s), _) => s.as_bytes().to_vec(),
             (None, Some(jwk)) => jwk
                 .get("k")
                 .and_then(Value::as_str)
-                .and_then(bouncer_token::decode_base64_secret)
+                .and_then(bouncer::config::decode_base64_secret)
                 .ok_or_else(|| Failure::refused("the credential's jwk has no usable \"k\""))?,
             (None, None) => return Err(Failure::refused("the credential has no secret")),
         };
