@@ -429,10 +429,11 @@ fn cached_row(p: &Params, f: &mut Filter, token: &str) -> Row {
     }
 }
 
-/// The same request (with no credential handling differences) through the no-op filter.
-fn noop_request(p: &Params, noop: &Harness, token: &str) -> Row {
+/// The same request (with no credential handling differences) through the no-op filter, or
+/// (`config` "host-calls") through the host-call floor: the calls of a cached request, no work.
+fn noop_request(p: &Params, noop: &Harness, token: &str, config: &str) -> Row {
     let host = host();
-    let mut f = noop.filter(&host, "").unwrap();
+    let mut f = noop.filter(&host, config).unwrap();
     cached_row(p, &mut f, token)
 }
 
@@ -1185,7 +1186,9 @@ fn main() {
     let rows = per_algorithm(&p, &h, &mut floor, &algos);
     let hs = &algos[0];
     eprintln!("bench: harness baseline, API key, ACL, permissions, authz, OPA");
-    let base = noop_request(&p, &noop, &hs.token(1, &json!({})));
+    let base = noop_request(&p, &noop, &hs.token(1, &json!({})), "");
+    // The bench's consumer gets four identity headers.
+    let host_floor = noop_request(&p, &noop, &hs.token(1, &json!({})), "host-calls:4");
     let apikey = api_key(&p, &h);
     let pre = preflight(&p, &h, hs);
     let acl1 = acl(&p, &h, hs, 1, true);
@@ -1204,6 +1207,10 @@ fn main() {
         memory(&h, eddsa, mem_tokens)
     });
 
+    assert_eq!(
+        host_floor.calls, rows[0].calls[1],
+        "the host-call floor makes the calls of a cached HS256 request"
+    );
     let net = |s: Stats| s.med - base.s.med;
     println!();
     println!("Bouncer bench: {}", machine());
@@ -1216,6 +1223,13 @@ fn main() {
         p.batch
     );
     println!("harness baseline (a no-op proxy-wasm filter, same request): {} µs per request, {} host calls; \"net\" = minus this", spread(base.s), base.calls);
+    println!(
+        "host-call floor (the calls of a cached request with the bench consumer's four identity headers, no other work): {} µs, net {:.2}, {} host calls; cached HS256 (b) is {:.2} µs above it",
+        spread(host_floor.s),
+        net(host_floor.s),
+        host_floor.calls,
+        rows[0].local.med - host_floor.s.med
+    );
     println!();
     println!("| algorithm | (a) new token | (b) cached here | (b) net | (c) cached by another instance | (c) net | (d) wasm floor | (e) native | (a)/(d) | (c)net/(b)net | RustCrypto wasm floor | host calls (a)/(b)/(c) |");
     println!(

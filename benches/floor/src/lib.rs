@@ -148,30 +148,117 @@ pub extern "C" fn floor_verify_rustcrypto(key: u32, alg: u32, ptr: *const u8, le
     ok.unwrap_or(false) as i32
 }
 
-/// The no-op filter: the harness and ABI cost of a request, with no filter work.
+/// The no-op filter: the harness and ABI cost of a request, with no filter work. Configured
+/// with `host-calls` it is instead the **host-call floor** of a cached request: exactly the
+/// calls Bouncer makes for a repeated token (`tests/e2e/hotpath.rs`): the request header map
+/// read once, the clock once, and the five identity headers set with
+/// `proxy_replace_header_map_value`, with no other work (no decoding, no lookups);
+/// `host-calls:N` sets the first N of those headers.
+/// Configured with `sha256:N` it hashes N 64-byte blocks per request (the message is
+/// `64 N - 9` bytes, so SHA-256's padding fits in the last block): the cost of hashing in a
+/// host's engine is the slope between two values of N.
 #[cfg(target_arch = "wasm32")]
 mod noop {
     use proxy_wasm::traits::{Context, HttpContext, RootContext};
-    use proxy_wasm::types::ContextType;
+    use proxy_wasm::types::{Action, ContextType, MapType, Status};
+    use std::ptr::null_mut;
 
-    pub struct Root;
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_get_header_map_pairs(
+            map_type: MapType,
+            return_map_data: *mut *mut u8,
+            return_map_size: *mut usize,
+        ) -> Status;
+    }
+
+    /// The identity headers of the perf consumer `web` (custom id, credential, groups).
+    const HEADERS: [(&str, &str); 5] = [
+        ("x-consumer-id", "id-web"),
+        ("x-consumer-username", "web"),
+        ("x-consumer-custom-id", "web-app"),
+        ("x-credential-identifier", "web-key"),
+        ("x-consumer-groups", "first-party"),
+    ];
+
+    #[derive(Default)]
+    pub struct Root {
+        host_calls: bool,
+        identity_headers: usize,
+        sha256_blocks: usize,
+    }
     impl Context for Root {}
     impl RootContext for Root {
+        fn on_configure(&mut self, _size: usize) -> bool {
+            let config = self.get_plugin_configuration().unwrap_or_default();
+            let text = std::str::from_utf8(&config).unwrap_or_default();
+            // `host-calls`: the five headers; `host-calls:N`: the first N of them.
+            self.identity_headers = match text.strip_prefix("host-calls") {
+                Some("") => HEADERS.len(),
+                Some(n) => n
+                    .strip_prefix(':')
+                    .and_then(|n| n.parse().ok())
+                    .map_or(0, |n: usize| n.min(HEADERS.len())),
+                None => 0,
+            };
+            self.host_calls = text.starts_with("host-calls");
+            self.sha256_blocks = text
+                .strip_prefix("sha256:")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            true
+        }
         fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-            Some(Box::new(Http))
+            Some(Box::new(Http {
+                host_calls: self.host_calls,
+                identity_headers: self.identity_headers,
+                sha256_blocks: self.sha256_blocks,
+            }))
         }
         fn get_type(&self) -> Option<ContextType> {
             Some(ContextType::HttpContext)
         }
     }
-    struct Http;
+    struct Http {
+        host_calls: bool,
+        identity_headers: usize,
+        sha256_blocks: usize,
+    }
     impl Context for Http {}
-    impl HttpContext for Http {}
+    impl HttpContext for Http {
+        fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
+            if self.sha256_blocks > 0 {
+                let message = vec![7_u8; 64 * self.sha256_blocks - 9];
+                std::hint::black_box(bouncer_crypto::sha256(std::hint::black_box(&message)));
+            }
+            if self.host_calls {
+                let mut data: *mut u8 = null_mut();
+                let mut size: usize = 0;
+                // SAFETY: the host hands over a buffer it allocated with the SDK's allocator.
+                let map = unsafe {
+                    match proxy_get_header_map_pairs(
+                        MapType::HttpRequestHeaders,
+                        &mut data,
+                        &mut size,
+                    ) {
+                        Status::Ok if !data.is_null() => Vec::from_raw_parts(data, size, size),
+                        _ => Vec::new(),
+                    }
+                };
+                std::hint::black_box(&map);
+                std::hint::black_box(self.get_current_time());
+                for (name, value) in HEADERS.iter().take(self.identity_headers) {
+                    self.set_http_request_header(name, Some(value));
+                }
+            }
+            Action::Continue
+        }
+    }
 }
 
 #[cfg(target_arch = "wasm32")]
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
-        Box::new(noop::Root)
+        Box::new(noop::Root::default())
     });
 }}
