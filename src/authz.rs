@@ -52,7 +52,8 @@ pub fn subject<'a>(consumer: &'a Consumer, claims: Option<&'a Map<String, Value>
 pub fn callout_query(policy: &Policy, query: &str) -> String {
     credentials::query_params(query)
         .filter(|(name, _, _)| {
-            !policy.uri_param_names.contains(name) && !policy.key_names.contains(name)
+            !policy.uri_param_names.iter().any(|n| n == name)
+                && !policy.key_names.iter().any(|n| n == name)
         })
         .map(|(_, _, raw)| raw)
         .collect::<Vec<_>>()
@@ -272,10 +273,14 @@ fn parsed_path(path: &str) -> Vec<String> {
 fn parsed_query(policy: &Policy, query: &str) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value, _) in credentials::query_params(query) {
-        if policy.uri_param_names.contains(&name) || policy.key_names.contains(&name) {
+        if policy.uri_param_names.iter().any(|n| *n == name)
+            || policy.key_names.iter().any(|n| *n == name)
+        {
             continue;
         }
-        out.entry(name).or_default().push(value);
+        out.entry(name.into_owned())
+            .or_default()
+            .push(value.into_owned());
     }
     out
 }
@@ -477,11 +482,20 @@ pub fn decide(status: Option<u16>, body: &[u8], allowed_headers: &[String]) -> D
 }
 
 /// Turn a decision into the request's outcome.
-pub fn finish(cfg: &AuthzCallout, mut allowed: Allowed, decision: &Decision) -> Outcome {
-    let consumer = allowed.consumer.clone();
+pub fn finish<'a>(
+    cfg: &AuthzCallout,
+    mut allowed: Allowed<'a>,
+    decision: &Decision,
+) -> Outcome<'a> {
+    // Only a denial needs the consumer's name as its own string.
+    let consumer = |a: &Allowed<'_>| a.consumer.as_deref().map(str::to_owned);
     match decision {
         Decision::Allow(headers) => {
-            allowed.edits.set.extend(headers.iter().cloned());
+            allowed.edits.set.extend(
+                headers
+                    .iter()
+                    .map(|(n, v)| (Cow::Owned(n.clone()), Cow::Owned(v.clone()))),
+            );
             Outcome::Allow(allowed)
         }
         Decision::Deny => Outcome::Deny(Denial {
@@ -489,14 +503,14 @@ pub fn finish(cfg: &AuthzCallout, mut allowed: Allowed, decision: &Decision) -> 
             body: json!({"message": "You cannot consume this service"}).to_string(),
             www_authenticate: None,
             reason: "authorization service denied".to_owned(),
-            consumer,
+            consumer: consumer(&allowed),
         }),
         Decision::Reject(r) => Outcome::Deny(Denial {
             status: r.status,
             body: r.body.clone(),
             www_authenticate: None,
             reason: format!("authorization service denied with {}", r.status),
-            consumer,
+            consumer: consumer(&allowed),
         }),
         Decision::Error if cfg.failure_mode_allow => Outcome::Allow(allowed),
         Decision::Error => Outcome::Deny(Denial {
@@ -504,7 +518,7 @@ pub fn finish(cfg: &AuthzCallout, mut allowed: Allowed, decision: &Decision) -> 
             body: json!({"message": "Authorization service unavailable"}).to_string(),
             www_authenticate: None,
             reason: "authorization service unavailable".to_owned(),
-            consumer,
+            consumer: consumer(&allowed),
         }),
     }
 }

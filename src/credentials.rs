@@ -2,33 +2,34 @@
 //! cookies, API keys in headers and query parameters. Also the rewrites that hide them.
 
 use crate::config::Policy;
+use std::borrow::Cow;
 
-/// Where a credential was found.
+/// Where a credential was found (names borrowed from the request, unless decoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Header(String),
-    Query(String),
-    Cookie(String),
+pub enum Location<'a> {
+    Header(Cow<'a, str>),
+    Query(Cow<'a, str>),
+    Cookie(Cow<'a, str>),
 }
 
-/// What the request presents.
+/// What the request presents (borrowed from the request, unless decoded).
 #[derive(Debug, Default)]
-pub struct Presented {
+pub struct Presented<'a> {
     /// Distinct JWTs, in the order found: at most two (a second one decides the answer).
-    pub tokens: Vec<String>,
+    pub tokens: Vec<Cow<'a, str>>,
     /// Distinct API keys, in the order found: at most two (likewise).
-    pub api_keys: Vec<String>,
+    pub api_keys: Vec<Cow<'a, str>>,
     /// Every place a credential was found (to hide them), each once.
-    pub locations: Vec<Location>,
+    pub locations: Vec<Location<'a>>,
 }
 
 /// The most distinct values of one kind [`extract`] keeps: two already decide
 /// `Multiple tokens provided` or `Duplicate API key found`.
 pub const MAX_DISTINCT: usize = 2;
 
-fn push_distinct(list: &mut Vec<String>, v: &str) {
-    if list.len() < MAX_DISTINCT && !list.iter().any(|x| x == v) {
-        list.push(v.to_owned());
+fn push_distinct<'a>(list: &mut Vec<Cow<'a, str>>, v: Cow<'a, str>) {
+    if list.len() < MAX_DISTINCT && !list.contains(&v) {
+        list.push(v);
     }
 }
 
@@ -40,15 +41,14 @@ enum Place {
 }
 
 /// Note a place once: the list stays as short as the configured names.
-fn locate(list: &mut Vec<Location>, place: Place, name: &str) {
+fn locate<'a>(list: &mut Vec<Location<'a>>, place: Place, name: Cow<'a, str>) {
     let seen = list.iter().any(|l| match (l, place) {
         (Location::Header(n), Place::Header)
         | (Location::Query(n), Place::Query)
-        | (Location::Cookie(n), Place::Cookie) => n == name,
+        | (Location::Cookie(n), Place::Cookie) => *n == name,
         _ => false,
     });
     if !seen {
-        let name = name.to_owned();
         list.push(match place {
             Place::Header => Location::Header(name),
             Place::Query => Location::Query(name),
@@ -57,7 +57,7 @@ fn locate(list: &mut Vec<Location>, place: Place, name: &str) {
     }
 }
 
-impl Presented {
+impl Presented<'_> {
     /// Whether the answer is already `Multiple tokens provided` whatever else the request
     /// holds: two distinct tokens, or a token and an API key.
     pub fn decided(&self) -> bool {
@@ -89,18 +89,19 @@ fn hex(b: u8) -> Option<u8> {
 /// Percent-decode a query component (`+` is a space, as nginx and Kong read it). Invalid
 /// escapes are kept as they are; invalid UTF-8 is replaced.
 pub fn url_decode(s: &str) -> String {
-    decode(s, true)
+    decode(s, true).into_owned()
 }
 
 /// Percent-decode a path segment (`+` stays a `+`). Invalid escapes are kept as they are;
 /// invalid UTF-8 is replaced.
 pub fn path_decode(s: &str) -> String {
-    decode(s, false)
+    decode(s, false).into_owned()
 }
 
-fn decode(s: &str, plus_is_space: bool) -> String {
+/// `s` decoded; borrowed when there is nothing to decode.
+fn decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
     if !s.bytes().any(|b| b == b'%' || plus_is_space && b == b'+') {
-        return s.to_owned();
+        return Cow::Borrowed(s);
     }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -129,7 +130,7 @@ fn decode(s: &str, plus_is_space: bool) -> String {
         }
         i = i.saturating_add(1);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Split `:path` into path and query (without `?`).
@@ -140,11 +141,12 @@ pub fn split_path(path: &str) -> (&str, &str) {
     }
 }
 
-/// Query parameters as (decoded name, decoded value, raw pair).
-pub fn query_params(query: &str) -> impl Iterator<Item = (String, String, &str)> {
+/// Query parameters as (decoded name, decoded value, raw pair); a name or value with nothing
+/// to decode is borrowed.
+pub fn query_params(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>, &str)> {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (url_decode(n), url_decode(v), pair)
+        (decode(n, true), decode(v, true), pair)
     })
 }
 
@@ -166,20 +168,24 @@ pub fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
 /// once, and the scan stops as soon as the answer is decided ([`Presented::decided`]), unless
 /// the request may still go on as the `anonymous` consumer with `hide_credentials`: then every
 /// place is needed, to hide them all.
-pub fn extract(policy: &Policy, headers: &[crate::engine::Header<'_>], path: &str) -> Presented {
+pub fn extract<'a>(
+    policy: &Policy,
+    headers: &[crate::engine::Header<'a>],
+    path: &'a str,
+) -> Presented<'a> {
     let all_places = policy.hide_credentials && policy.anonymous.is_some();
     let mut p = Presented::default();
     let done = |p: &Presented| !all_places && p.decided();
     for &(name, value) in headers {
         if policy.header_names.iter().any(|n| n == name) {
             if let Some(t) = bearer(value) {
-                push_distinct(&mut p.tokens, t);
-                locate(&mut p.locations, Place::Header, name);
+                push_distinct(&mut p.tokens, Cow::Borrowed(t));
+                locate(&mut p.locations, Place::Header, Cow::Borrowed(name));
             }
         }
         if policy.key_names.iter().any(|n| n == name) && !value.is_empty() {
-            push_distinct(&mut p.api_keys, value);
-            locate(&mut p.locations, Place::Header, name);
+            push_distinct(&mut p.api_keys, Cow::Borrowed(value));
+            locate(&mut p.locations, Place::Header, Cow::Borrowed(name));
         }
         if done(&p) {
             return p;
@@ -187,8 +193,8 @@ pub fn extract(policy: &Policy, headers: &[crate::engine::Header<'_>], path: &st
         if name == "cookie" && !policy.cookie_names.is_empty() {
             for (cn, cv) in cookies(value) {
                 if !cv.is_empty() && policy.cookie_names.iter().any(|n| n == cn) {
-                    push_distinct(&mut p.tokens, cv);
-                    locate(&mut p.locations, Place::Cookie, cn);
+                    push_distinct(&mut p.tokens, Cow::Borrowed(cv));
+                    locate(&mut p.locations, Place::Cookie, Cow::Borrowed(cn));
                     if done(&p) {
                         return p;
                     }
@@ -203,12 +209,12 @@ pub fn extract(policy: &Policy, headers: &[crate::engine::Header<'_>], path: &st
             if v.is_empty() {
                 continue;
             }
-            if policy.uri_param_names.contains(&n) {
-                push_distinct(&mut p.tokens, &v);
-                locate(&mut p.locations, Place::Query, &n);
-            } else if policy.key_names.contains(&n) {
-                push_distinct(&mut p.api_keys, &v);
-                locate(&mut p.locations, Place::Query, &n);
+            if policy.uri_param_names.iter().any(|u| *u == n) {
+                push_distinct(&mut p.tokens, v);
+                locate(&mut p.locations, Place::Query, n);
+            } else if policy.key_names.iter().any(|k| *k == n) {
+                push_distinct(&mut p.api_keys, v);
+                locate(&mut p.locations, Place::Query, n);
             }
             if done(&p) {
                 return p;
@@ -223,7 +229,7 @@ pub fn extract(policy: &Policy, headers: &[crate::engine::Header<'_>], path: &st
 pub fn strip_query_params(path: &str, names: &[&str]) -> String {
     let (p, query) = split_path(path);
     let kept: Vec<&str> = query_params(query)
-        .filter(|(n, _, _)| !names.contains(&n.as_str()))
+        .filter(|(n, _, _)| !names.contains(&n.as_ref()))
         .map(|(_, _, raw)| raw)
         .collect();
     format!("{p}?{}", kept.join("&"))
@@ -291,25 +297,17 @@ mod tests {
     fn many_cookies_keep_two_tokens_and_one_place() {
         let p = policy("");
         let distinct: Vec<String> = (0..4000).map(|i| format!("jwt-token=t{i:05}")).collect();
-        let got = extract(
-            &p,
-            &crate::engine::header_refs(&cookie_request(distinct.join("; "))),
-            "/",
-        );
+        let request = cookie_request(distinct.join("; "));
+        let got = extract(&p, &crate::engine::header_refs(&request), "/");
         assert_eq!(got.tokens, vec!["t00000".to_owned(), "t00001".to_owned()]);
         assert!(got.decided());
-        assert_eq!(
-            got.locations,
-            vec![Location::Cookie("jwt-token".to_owned())]
-        );
+        assert_eq!(got.locations, vec![Location::Cookie("jwt-token".into())]);
         let same = vec!["jwt-token=t1"; 4000].join("; ");
-        let got = extract(&p, &crate::engine::header_refs(&cookie_request(same)), "/");
+        let request = cookie_request(same);
+        let got = extract(&p, &crate::engine::header_refs(&request), "/");
         assert_eq!(got.tokens, vec!["t1".to_owned()]);
         assert!(!got.decided());
-        assert_eq!(
-            got.locations,
-            vec![Location::Cookie("jwt-token".to_owned())]
-        );
+        assert_eq!(got.locations, vec![Location::Cookie("jwt-token".into())]);
     }
 
     /// Every kind of place, many times over: each place is listed once, values stop at two.
@@ -329,9 +327,9 @@ mod tests {
         assert_eq!(
             got.locations,
             vec![
-                Location::Header("apikey".to_owned()),
-                Location::Header("x-key".to_owned()),
-                Location::Query("apikey".to_owned()),
+                Location::Header("apikey".into()),
+                Location::Header("x-key".into()),
+                Location::Query("apikey".into()),
             ]
         );
         // Two keys do not decide: a token later still makes it "Multiple tokens provided".
@@ -353,7 +351,7 @@ mod tests {
         let p = policy("");
         assert_eq!(
             extract(&p, &crate::engine::header_refs(&headers), "/?jwt=c").locations,
-            vec![Location::Cookie("jwt-token".to_owned())]
+            vec![Location::Cookie("jwt-token".into())]
         );
         let p = policy(r#", "anonymous": "guest", "hide_credentials": true"#);
         let got = extract(&p, &crate::engine::header_refs(&headers), "/?jwt=c");
@@ -361,9 +359,9 @@ mod tests {
         assert_eq!(
             got.locations,
             vec![
-                Location::Cookie("jwt-token".to_owned()),
-                Location::Header("apikey".to_owned()),
-                Location::Query("jwt".to_owned()),
+                Location::Cookie("jwt-token".into()),
+                Location::Header("apikey".into()),
+                Location::Query("jwt".into()),
             ]
         );
     }

@@ -17,6 +17,7 @@ use crate::jwks::KeySet;
 use crate::jwt::{self, ClaimRules, ParseError, Token};
 use bouncer_crypto::{ct_eq, sha256};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// What the glue knows about a remote JWKS provider's keys.
@@ -201,7 +202,7 @@ enum Auth {
     Wait(usize),
 }
 
-fn forbidden(consumer: &Consumer, reason: &str) -> Outcome {
+fn forbidden(consumer: &Consumer, reason: &str) -> Outcome<'static> {
     Outcome::Deny(Denial {
         status: 403,
         body: message_body("You cannot consume this service"),
@@ -211,42 +212,39 @@ fn forbidden(consumer: &Consumer, reason: &str) -> Outcome {
     })
 }
 
-/// Evaluate one request.
-pub fn evaluate(
-    policy: &Policy,
-    req: &RequestView<'_>,
+/// Evaluate one request. An allowed request's edits borrow from `policy` and `req`.
+pub fn evaluate<'a>(
+    policy: &'a Policy,
+    req: &RequestView<'a>,
     now: f64,
     env: &dyn Env,
     signals: &mut Signals,
-) -> Outcome {
+) -> Outcome<'a> {
     // Header names are compared in lowercase: Kong hands them over as the client wrote them
     // (the glue lowercases them as it reads the map; other callers may not).
-    let lowered: Vec<(String, &str)>;
-    let view: Vec<Header<'_>>;
-    let req = match lowercase_names(req) {
-        Some(headers) => {
-            lowered = headers;
-            view = lowered.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            RequestView {
-                headers: &view,
-                ..*req
-            }
-        }
-        None => *req,
+    let Some(lowered) = lowercase_names(req) else {
+        return match pipeline(policy, req, now, env, signals) {
+            Ok(outcome) | Err(outcome) => outcome,
+        };
+    };
+    let view: Vec<Header<'_>> = lowered.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let req = RequestView {
+        headers: &view,
+        ..*req
     };
     match pipeline(policy, &req, now, env, signals) {
-        Ok(outcome) | Err(outcome) => outcome,
+        Ok(outcome) | Err(outcome) => outcome.into_owned(),
     }
 }
 
 /// The stages in order; an `Err` is an outcome that ends the request early.
-fn pipeline(
-    policy: &Policy,
-    req: &RequestView<'_>,
+fn pipeline<'a>(
+    policy: &'a Policy,
+    req: &RequestView<'a>,
     now: f64,
     env: &dyn Env,
     signals: &mut Signals,
-) -> Result<Outcome, Outcome> {
+) -> Result<Outcome<'a>, Outcome<'a>> {
     let mut edits = reserved_headers(policy, req)?;
     if preflight_bypass(policy, req) {
         return Ok(Outcome::Allow(Allowed {
@@ -265,7 +263,7 @@ fn pipeline(
     hide_credentials(policy, req, &presented, &id, &mut edits)?;
     let allowed = Allowed {
         edits,
-        consumer: Some(id.consumer.username.clone()),
+        consumer: Some(Cow::Borrowed(id.consumer.username.as_str())),
     };
     if skip {
         return Ok(Outcome::Allow(allowed));
@@ -296,7 +294,10 @@ fn lowercase_names<'a>(req: &RequestView<'a>) -> Option<Vec<(String, &'a str)>> 
 
 /// Stage 1: reserved headers, in any spelling. A duplicate is a 400; every copy is to be
 /// cleared.
-fn reserved_headers(policy: &Policy, req: &RequestView<'_>) -> Result<Edits, Outcome> {
+fn reserved_headers<'a>(
+    policy: &Policy,
+    req: &RequestView<'a>,
+) -> Result<Edits<'a>, Outcome<'static>> {
     match client_reserved(policy, req.headers) {
         Ok(clear) => Ok(Edits {
             clear,
@@ -323,7 +324,7 @@ fn preflight_bypass(policy: &Policy, req: &RequestView<'_>) -> bool {
 /// Stage 3: the credentials presented, authenticated (before `anonymous` is considered).
 fn authenticate(
     policy: &Policy,
-    presented: &credentials::Presented,
+    presented: &credentials::Presented<'_>,
     now: f64,
     env: &dyn Env,
     signals: &mut Signals,
@@ -360,7 +361,7 @@ struct Identity<'p> {
 
 /// Stage 4: the consumer: the authenticated one, or `anonymous` for any 401; else the 401,
 /// the 503 of keys never loaded, or a wait for them.
-fn identify(policy: &Policy, auth: Auth) -> Result<Identity<'_>, Outcome> {
+fn identify(policy: &Policy, auth: Auth) -> Result<Identity<'_>, Outcome<'static>> {
     let (consumer_idx, credential, anonymous, token) = match auth {
         Auth::Ok {
             consumer,
@@ -415,7 +416,7 @@ fn access(
     skip: bool,
     method: &str,
     path_only: &str,
-) -> Result<Vec<String>, Outcome> {
+) -> Result<Vec<String>, Outcome<'static>> {
     let consumer = id.consumer;
     match &policy.acl {
         Some(Acl::Allow(groups)) if !consumer.in_any(groups) => {
@@ -448,21 +449,34 @@ fn access(
 }
 
 /// Stage 6: the identity headers, the claims' headers and the payload, for the upstream.
-fn upstream_headers(policy: &Policy, id: &Identity<'_>, set: &mut Vec<(String, String)>) {
+/// The names are static and the consumer's values borrowed from the configuration: no
+/// allocation but the credential's id and the claims' values.
+fn upstream_headers<'a>(
+    policy: &'a Policy,
+    id: &Identity<'a>,
+    set: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
+) {
     let consumer = id.consumer;
-    set.push(("x-consumer-id".to_owned(), consumer.id.clone()));
-    set.push(("x-consumer-username".to_owned(), consumer.username.clone()));
+    set.reserve(6);
+    set.push((Cow::Borrowed("x-consumer-id"), Cow::Borrowed(&consumer.id)));
+    set.push((
+        Cow::Borrowed("x-consumer-username"),
+        Cow::Borrowed(&consumer.username),
+    ));
     if let Some(cid) = &consumer.custom_id {
-        set.push(("x-consumer-custom-id".to_owned(), cid.clone()));
+        set.push((Cow::Borrowed("x-consumer-custom-id"), Cow::Borrowed(cid)));
     }
     if let Some(cred) = &id.credential {
-        set.push(("x-credential-identifier".to_owned(), cred.clone()));
+        set.push((
+            Cow::Borrowed("x-credential-identifier"),
+            Cow::Owned(cred.clone()),
+        ));
     }
     if let Some(g) = &consumer.groups_header {
-        set.push(("x-consumer-groups".to_owned(), g.clone()));
+        set.push((Cow::Borrowed("x-consumer-groups"), Cow::Borrowed(g)));
     }
     if id.anonymous {
-        set.push(("x-anonymous-consumer".to_owned(), "true".to_owned()));
+        set.push((Cow::Borrowed("x-anonymous-consumer"), Cow::Borrowed("true")));
     }
     if let Some(t) = &id.token {
         // A self-signed consumer's claims say what it likes: none is copied.
@@ -473,23 +487,23 @@ fn upstream_headers(policy: &Policy, id: &Identity<'_>, set: &mut Vec<(String, S
         };
         for (claim, header) in copied {
             if let Some(v) = t.claims.get(claim).and_then(claim_header_value) {
-                set.push((header.clone(), v));
+                set.push((Cow::Borrowed(header), Cow::Owned(v)));
             }
         }
         if let Some(h) = &policy.forward_payload_header {
-            set.push((h.clone(), t.payload_segment.to_owned()));
+            set.push((Cow::Borrowed(h), Cow::Owned(t.payload_segment.to_owned())));
         }
     }
 }
 
 /// Stage 7: `hide_credentials`: the credential blanked (header, cookie) or cut (query).
-fn hide_credentials(
+fn hide_credentials<'a>(
     policy: &Policy,
-    req: &RequestView<'_>,
-    presented: &credentials::Presented,
+    req: &RequestView<'a>,
+    presented: &credentials::Presented<'a>,
     id: &Identity<'_>,
-    edits: &mut Edits,
-) -> Result<(), Outcome> {
+    edits: &mut Edits<'a>,
+) -> Result<(), Outcome<'static>> {
     if !policy.hide_credentials {
         return Ok(());
     }
@@ -517,15 +531,15 @@ struct Request<'a> {
 }
 
 /// Stage 8: the authorization callout, answered by a cached decision when there is one.
-fn callout(
+fn callout<'a>(
     policy: &Policy,
     env: &dyn Env,
     id: &Identity<'_>,
     perms: &[String],
     claims: Option<&Map<String, Value>>,
     req: &Request<'_>,
-    allowed: Allowed,
-) -> Outcome {
+    allowed: Allowed<'a>,
+) -> Outcome<'a> {
     let Some(cfg) = &policy.authz else {
         return Outcome::Allow(allowed);
     };
@@ -560,12 +574,18 @@ fn callout(
 /// clears that very header (hosts match names case-insensitively, `_` and `-` apart). `Err`
 /// names (lowercase, with `-`) the reserved header of the first header in request order whose
 /// reserved header was sent more than once, in any spelling. `headers` have lowercase names.
-fn client_reserved(policy: &Policy, headers: &[Header<'_>]) -> Result<Vec<String>, String> {
+fn client_reserved<'a>(
+    policy: &Policy,
+    headers: &[Header<'a>],
+) -> Result<Vec<Cow<'a, str>>, String> {
     // (the client's name, index in policy.reserved)
     let found: Vec<(&str, usize)> = headers
         .iter()
         .filter_map(|&(name, _)| reserved_index(policy, name).map(|r| (name, r)))
         .collect();
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut counts = vec![0u8; policy.reserved.len()];
     for (_, r) in &found {
         if let Some(c) = counts.get_mut(*r) {
@@ -579,14 +599,21 @@ fn client_reserved(policy: &Policy, headers: &[Header<'_>]) -> Result<Vec<String
         let name = policy.reserved.get(*r).map_or("", String::as_str);
         return Err(crate::config::canonical_header(name));
     }
-    Ok(found.into_iter().map(|(name, _)| name.to_owned()).collect())
+    Ok(found
+        .into_iter()
+        .map(|(name, _)| Cow::Borrowed(name))
+        .collect())
 }
 
 /// The reserved header `name` (lowercase) counts as, with `_` read as `-`: its index in
-/// `policy.reserved`. The list is short and sorted: a linear scan comparing lengths first
-/// calls no string comparison for most headers; a long list is searched.
+/// `policy.reserved`. A name no reserved name has the length of is ruled out at once (most
+/// request headers); the list is short and sorted: a linear scan comparing lengths first calls
+/// no string comparison for most others; a long list is searched.
 fn reserved_index(policy: &Policy, name: &str) -> Option<usize> {
-    use crate::config::{header_order, same_header};
+    use crate::config::{header_order, length_bit, same_header};
+    if policy.reserved_lengths & length_bit(name) == 0 {
+        return None;
+    }
     if policy.reserved.len() > 32 {
         return policy
             .reserved
@@ -654,11 +681,15 @@ pub fn claim_header_value(v: &Value) -> Option<String> {
 
 /// Hide every presented credential from the upstream. `Err(name)`: a header that carries one
 /// is repeated, and Kong would forward every copy but the first whatever the filter does.
-fn hide(req: &RequestView<'_>, locations: &[Location], edits: &mut Edits) -> Result<(), String> {
+fn hide<'a>(
+    req: &RequestView<'a>,
+    locations: &[Location<'a>],
+    edits: &mut Edits<'a>,
+) -> Result<(), String> {
     let repeated = |name: &str| req.headers.iter().filter(|(n, _)| *n == name).count() > 1;
     for loc in locations {
         let name = match loc {
-            Location::Header(h) => h.as_str(),
+            Location::Header(h) => h.as_ref(),
             Location::Cookie(_) => "cookie",
             Location::Query(_) => continue,
         };
@@ -690,9 +721,9 @@ fn hide(req: &RequestView<'_>, locations: &[Location], edits: &mut Edits) -> Res
             .map(|(_, v)| *v)
             .collect();
         let rest = credentials::strip_cookies(&values, &cookie_names);
-        edits.clear.push("cookie".to_owned());
+        edits.clear.push(Cow::Borrowed("cookie"));
         if !rest.is_empty() {
-            edits.set.push(("cookie".to_owned(), rest));
+            edits.set.push((Cow::Borrowed("cookie"), Cow::Owned(rest)));
         }
     }
     Ok(())

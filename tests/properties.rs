@@ -423,14 +423,14 @@ impl Req {
     }
 }
 
-fn run_in(p: &Policy, req: &Req, env: &Store) -> (Outcome, Signals) {
+fn run_in(p: &Policy, req: &Req, env: &Store) -> (Outcome<'static>, Signals) {
     let mut signals = Signals::default();
     let refs = req.refs();
-    let o = evaluate(p, &RequestView::from_headers(&refs), NOW, env, &mut signals);
+    let o = evaluate(p, &RequestView::from_headers(&refs), NOW, env, &mut signals).into_owned();
     (o, signals)
 }
 
-fn run(p: &Policy, req: &Req, mode: StoreMode) -> (Outcome, Signals) {
+fn run(p: &Policy, req: &Req, mode: StoreMode) -> (Outcome<'static>, Signals) {
     run_in(p, req, &Store::new(mode, CacheMode::Off))
 }
 
@@ -622,7 +622,7 @@ fn check_denial(
             prop_assert!(p.hide_credentials, "unexpected 400: {:?}", d);
             let hidden = presented.locations.iter().find_map(|l| {
                 let name = match l {
-                    credentials::Location::Header(h) => h.as_str(),
+                    credentials::Location::Header(h) => h.as_ref(),
                     credentials::Location::Cookie(_) => "cookie",
                     credentials::Location::Query(_) => return None,
                 };
@@ -653,7 +653,7 @@ fn check_allowed(
     for (n, v) in set {
         prop_assert!(valid_header_name(n), "bad header name set: {:?}", n);
         prop_assert!(
-            p.reserved.contains(n) || n == "cookie",
+            p.reserved.iter().any(|r| r == n) || n == "cookie",
             "sets a header that is not reserved: {:?}",
             n
         );
@@ -677,7 +677,7 @@ fn check_allowed(
     for (n, _) in &req.headers {
         if reserved_as(p, n).is_some() {
             prop_assert!(
-                a.edits.clear.contains(n),
+                a.edits.clear.iter().any(|c| c == n),
                 "reserved {} not cleared: {:?}",
                 n,
                 a.edits.clear
@@ -692,11 +692,11 @@ fn check_allowed(
     ] {
         prop_assert!(p.reserved.iter().any(|r| r == m), "{} not reserved", m);
     }
-    let get = |name: &str| set.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| set.iter().find(|(n, _)| n == name).map(|(_, v)| &**v);
     match &a.consumer {
         None => prop_assert!(get("x-consumer-id").is_none()),
         Some(u) => {
-            prop_assert_eq!(get("x-consumer-username"), Some(u.as_str()));
+            prop_assert_eq!(get("x-consumer-username"), Some(&**u));
             let c = p.consumers.iter().find(|c| &c.username == u);
             prop_assert!(c.is_some(), "unknown consumer {}", u);
             prop_assert_eq!(get("x-consumer-id"), c.map(|c| c.id.as_str()));
@@ -789,10 +789,9 @@ fn check_outcome(p: &Policy, req: &Req, mode: StoreMode, o: &Outcome) -> Result<
             prop_assert_eq!(a.consumer.is_none(), preflight, "{:?}", a);
             // CONTRACT.md section 2: an ambiguous path never passes a route rule.
             let (path, _) = credentials::split_path(view.path);
-            let restricted = p
-                .consumers
-                .iter()
-                .any(|c| Some(&c.username) == a.consumer.as_ref() && c.routes.is_restricted());
+            let restricted = p.consumers.iter().any(|c| {
+                a.consumer.as_deref() == Some(c.username.as_str()) && c.routes.is_restricted()
+            });
             prop_assert!(
                 !(restricted && bouncer::access::ambiguous_path(path)),
                 "ambiguous path through route rules: {:?}",
@@ -822,7 +821,8 @@ fn check_outcome(p: &Policy, req: &Req, mode: StoreMode, o: &Outcome) -> Result<
                 .to_owned();
             for (name, _, raw) in credentials::query_params(&sent) {
                 prop_assert!(
-                    !p.uri_param_names.contains(&name) && !p.key_names.contains(&name),
+                    !p.uri_param_names.iter().any(|n| *n == name)
+                        && !p.key_names.iter().any(|n| *n == name),
                     "credential parameter {:?} in the callout query {:?}",
                     raw,
                     sent
@@ -847,7 +847,7 @@ fn check_outcome(p: &Policy, req: &Req, mode: StoreMode, o: &Outcome) -> Result<
             let consumer = p
                 .consumers
                 .iter()
-                .find(|k| Some(&k.username) == c.allowed.consumer.as_ref());
+                .find(|k| c.allowed.consumer.as_deref() == Some(k.username.as_str()));
             prop_assert!(consumer.is_some());
             if let Some(k) = consumer {
                 prop_assert_eq!(&input["consumer"]["self_signed"], &json!(k.self_signed));
@@ -921,7 +921,10 @@ fn check_opa_envoy_input(p: &Policy, input: &Value) -> Result<(), TestCaseError>
     let (_, query) = credentials::split_path(path);
     let mut from_query: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for (name, value, _) in credentials::query_params(query) {
-        from_query.entry(name).or_default().push(value);
+        from_query
+            .entry(name.into_owned())
+            .or_default()
+            .push(value.into_owned());
     }
     prop_assert_eq!(&input["parsed_query"], &json!(from_query));
     prop_assert!(input["parsed_path"].is_array());
@@ -946,7 +949,7 @@ fn check_self_signed(p: &Policy, a: &Allowed) -> Result<(), TestCaseError> {
     let self_signed = p
         .consumers
         .iter()
-        .any(|k| Some(&k.username) == a.consumer.as_ref() && k.self_signed);
+        .any(|k| a.consumer.as_deref() == Some(k.username.as_str()) && k.self_signed);
     if self_signed {
         for (_, header) in &p.claims_to_headers {
             prop_assert!(
@@ -1953,7 +1956,7 @@ proptest! {
                 let refs = req.refs();
                 let seen = credentials::extract(p, &refs, RequestView::from_headers(&refs).path);
                 prop_assert_eq!(seen.tokens.len(), 1);
-                let tok = seen.tokens[0].as_str();
+                let tok = seen.tokens[0].as_ref();
                 prop_assert!(
                     valid.contains(&tok) || recombined(tok),
                     "mutated {} accepted: {:?}",
@@ -2223,7 +2226,13 @@ proptest! {
         let allowed_req = Allowed { edits: Edits::default(), consumer: Some("u".into()) };
         match (authz::finish(callout, allowed_req, &decision), &decision) {
             (Outcome::Allow(a), Decision::Allow(h)) => {
-                prop_assert_eq!(&a.edits.set, h);
+                let set: Vec<(String, String)> = a
+                    .edits
+                    .set
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect();
+                prop_assert_eq!(&set, h);
             }
             (Outcome::Allow(_), Decision::Error) => prop_assert!(failure_mode_allow),
             (Outcome::Deny(d), Decision::Deny) => {

@@ -183,10 +183,10 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn check_allowed(p: &Policy, headers: &[(String, String)], a: &Allowed) {
+fn check_allowed(p: &Policy, headers: &[(String, String)], a: &Allowed<'_>) {
     for (n, v) in &a.edits.set {
         assert!(
-            p.reserved.contains(n) || n == "cookie",
+            p.reserved.iter().any(|r| r == n) || n == "cookie",
             "sets unreserved header {n}"
         );
         if n != "cookie" {
@@ -196,7 +196,7 @@ fn check_allowed(p: &Policy, headers: &[(String, String)], a: &Allowed) {
     for (n, _) in headers {
         if reserved_as(p, n).is_some() {
             assert!(
-                a.edits.clear.contains(n) || a.edits.set.iter().any(|(s, _)| s == n),
+                a.edits.clear.iter().any(|c| c == n) || a.edits.set.iter().any(|(s, _)| s == n),
                 "reserved header {n} not cleared"
             );
         }
@@ -232,7 +232,7 @@ fn path_of(headers: &[(String, String)]) -> &str {
 }
 
 /// Panics unless `o` is an answer the contract allows for this request.
-pub fn check_outcome(p: &Policy, headers: &[(String, String)], o: &Outcome) {
+pub fn check_outcome(p: &Policy, headers: &[(String, String)], o: &Outcome<'_>) {
     // Header names are case-insensitive (Kong passes them as the client wrote them).
     let lowered: Vec<(String, String)> = headers
         .iter()
@@ -260,7 +260,10 @@ pub fn check_outcome(p: &Policy, headers: &[(String, String)], o: &Outcome) {
             assert!(dup.is_none(), "duplicate reserved header allowed");
             check_allowed(p, headers, a);
             if let Some(u) = &a.consumer {
-                assert!(!self_signed_granted(p, u), "self-signed {u} granted by its claim");
+                assert!(
+                    !self_signed_granted(p, u),
+                    "self-signed {u} granted by its claim"
+                );
                 assert!(
                     !(ambiguous && path_decision_needed(p, u)),
                     "ambiguous path {path_only:?} allowed for {u}"
@@ -270,9 +273,15 @@ pub fn check_outcome(p: &Policy, headers: &[(String, String)], o: &Outcome) {
         Outcome::Callout(c) => {
             assert!(dup.is_none() && p.authz.is_some());
             if let Some(u) = &c.allowed.consumer {
-                assert!(!self_signed_granted(p, u), "self-signed {u} granted by its claim");
+                assert!(
+                    !self_signed_granted(p, u),
+                    "self-signed {u} granted by its claim"
+                );
             }
-            assert!(!ambiguous, "ambiguous path {path_only:?} sent to the callout");
+            assert!(
+                !ambiguous,
+                "ambiguous path {path_only:?} sent to the callout"
+            );
             check_allowed(p, headers, &c.allowed);
             let body: Value = serde_json::from_str(&c.body).expect("callout body is JSON");
             let input = &body["input"];
@@ -367,7 +376,7 @@ pub fn check_outcome(p: &Policy, headers: &[(String, String)], o: &Outcome) {
 }
 
 /// Evaluate a request against a policy and check the answer.
-pub fn run(p: &Policy, headers: &[(String, String)], keys: u8) -> Outcome {
+pub fn run(p: &Policy, headers: &[(String, String)], keys: u8) -> Outcome<'static> {
     let mut signals = Signals::default();
     let o = evaluate(
         p,
@@ -375,7 +384,8 @@ pub fn run(p: &Policy, headers: &[(String, String)], keys: u8) -> Outcome {
         NOW,
         &Keys(keys),
         &mut signals,
-    );
+    )
+    .into_owned();
     check_outcome(p, headers, &o);
     // Hidden credentials are gone from the rewritten path.
     if let Outcome::Allow(a) = &o {

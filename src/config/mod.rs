@@ -71,6 +71,11 @@ pub fn same_header(a: &str, b: &str) -> bool {
             .all(|(x, y)| header_byte(x) == header_byte(y))
 }
 
+/// The bit of [`Policy::reserved_lengths`] a header name of this length sets.
+pub fn length_bit(name: &str) -> u64 {
+    1u64 << name.len().min(63)
+}
+
 /// The order of header names compared as [`same_header`] compares them.
 pub fn header_order(a: &str, b: &str) -> std::cmp::Ordering {
     a.bytes().map(header_byte).cmp(b.bytes().map(header_byte))
@@ -247,6 +252,9 @@ pub struct Policy {
     pub max_token_bytes: usize,
     /// Every header name a client may never send through (lowercase).
     pub reserved: Vec<String>,
+    /// Bit `n` set when a reserved name is `n` bytes long (`n` < 64; bit 63 for any longer
+    /// one): most request headers are ruled out by their length alone.
+    pub reserved_lengths: u64,
     pub providers: Vec<Provider>,
     pub permissions: Option<Permissions>,
     pub permissions_claim: String,
@@ -971,6 +979,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         revoked_jti,
         subjects_issued_before,
         max_token_bytes,
+        reserved_lengths: reserved.iter().fold(0, |m, r| m | length_bit(r)),
         reserved,
         providers,
         permissions,

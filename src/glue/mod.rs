@@ -19,6 +19,7 @@ use metrics::{Counter, Metrics};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, MapType};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -81,13 +82,13 @@ impl Worker {
     /// Write the mirrored headers' variables the filter sets. The others keep the empty value
     /// the snippet's `set` gave them in the rewrite phase, before the filter runs (Kong's
     /// order); when the filter runs first, `set` wipes every value anyway (HOSTS.md).
-    fn mirror_ngx_vars(&self, set: &[(String, String)]) {
+    fn mirror_ngx_vars(&self, set: &[(Cow<'_, str>, Cow<'_, str>)]) {
         let mirrored = self.mirrored();
         if mirrored.is_empty() {
             return;
         }
         for (name, value) in set {
-            if !value.is_empty() && mirrored.iter().any(|m| m == name) {
+            if !value.is_empty() && mirrored.iter().any(|m| *m == *name) {
                 hostio::set_ngx_var(&hostio::ngx_var_name(name), value);
             }
         }
@@ -283,7 +284,8 @@ enum Wait {
     /// The authorization callout.
     Authz {
         token: u32,
-        allowed: Allowed,
+        /// Owned: the answer arrives in a later callback.
+        allowed: Allowed<'static>,
         key: [u8; 32],
     },
 }
@@ -325,7 +327,7 @@ impl Http {
         Action::Pause
     }
 
-    fn allow(&self, w: &Worker, a: &Allowed) -> Action {
+    fn allow(&self, w: &Worker, a: &Allowed<'_>) -> Action {
         // Kong with the location snippet: blank only. Kong cannot remove a request header
         // (the removal is ignored) but a removal zeroes the header's hash, and the snippet's
         // proxy_set_header then forwards the client's blanked copy besides its own.
@@ -410,7 +412,7 @@ impl Http {
         }
     }
 
-    fn authorize(&mut self, w: &Rc<Worker>, c: engine::CalloutNeeded) -> Action {
+    fn authorize(&mut self, w: &Rc<Worker>, c: engine::CalloutNeeded<'_>) -> Action {
         let Some(cfg) = &w.policy.authz else {
             return self.allow(w, &c.allowed);
         };
@@ -438,7 +440,7 @@ impl Http {
             Ok(token) => {
                 self.wait = Wait::Authz {
                     token,
-                    allowed: c.allowed,
+                    allowed: c.allowed.into_owned(),
                     key,
                 };
                 Action::Pause
@@ -453,7 +455,13 @@ impl Http {
     /// Act on a decision. `with_body: false` when the callout failed in Kong's engine, which
     /// then loses a local response's body and closes the connection (HOSTS.md): the error
     /// status goes out without one.
-    fn finish_authz(&self, w: &Worker, allowed: Allowed, d: &Decision, with_body: bool) -> Action {
+    fn finish_authz(
+        &self,
+        w: &Worker,
+        allowed: Allowed<'_>,
+        d: &Decision,
+        with_body: bool,
+    ) -> Action {
         let Some(cfg) = &w.policy.authz else {
             return self.allow(w, &allowed);
         };
