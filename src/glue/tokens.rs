@@ -274,7 +274,16 @@ impl TokenCache {
         if young.map.len() >= LOCAL_CAPACITY
             || young.bytes.saturating_add(e.bytes) > GENERATION_BYTES
         {
-            let full = std::mem::take(&mut *young);
+            // The next generation starts with room for as many entries as this one held:
+            // growing a table by doubling rehashes every token several times over.
+            let held = young.map.len();
+            let full = std::mem::replace(
+                &mut *young,
+                Generation {
+                    map: Map::with_capacity_and_hasher(held, Default::default()),
+                    bytes: 0,
+                },
+            );
             *self.old.borrow_mut() = full;
         }
         young.bytes = young.bytes.saturating_add(e.bytes);
