@@ -5,10 +5,11 @@
 //! JWS framing: the caller splits the compact token, picks the [`Alg`] from the header
 //! and hands over the signing input and the base64url-decoded signature.
 //!
-//! Every algorithm goes through the `jwt_compact::Algorithm` trait, dispatched in exactly
-//! one place: [`Key::verify`]. Backends: jwt-compact's HMACs (constant-time comparison) for
-//! HS*; `ring` for RS*/PS* with 2048 to 8192-bit keys, ES256, ES384 and EdDSA (the fastest
-//! verification in wasm: `docs/PERFORMANCE.md`); jwt-compact's RSA (the `rsa` crate) for the
+//! Every algorithm is dispatched in exactly one place: [`Key::verify`]. Backends: the `hmac`
+//! crate for HS* (constant-time comparison; each secret in use keyed once, `hmac_keyed`);
+//! through the `jwt_compact::Algorithm` trait, `ring` for RS*/PS* with 2048 to 8192-bit keys,
+//! ES256, ES384 and EdDSA (the fastest verification in wasm: `docs/PERFORMANCE.md`) and
+//! jwt-compact's RSA (the `rsa` crate) for the
 //! other RSA sizes. Keys are parsed and validated by the RustCrypto crates in every case.
 //!
 //! Policy worth knowing:
@@ -34,6 +35,7 @@
 )]
 #![forbid(unsafe_code)]
 
+mod hmac_keyed;
 mod jwk;
 mod pem;
 mod ring_alg;
@@ -41,7 +43,7 @@ mod ring_alg;
 use std::fmt;
 use std::sync::Arc;
 
-use jwt_compact::alg::{Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key, Rsa, RsaPublicKey};
+use jwt_compact::alg::{Rsa, RsaPublicKey};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use ring::signature::RsaPublicKeyComponents;
 use rsa::traits::PublicKeyParts;
@@ -150,9 +152,10 @@ pub(crate) const RSA_MAX_BITS: usize = 16384;
 /// The longest HMAC secret kept inline (in the key's one allocation).
 const INLINE_SECRET: usize = 32;
 
-/// An HMAC secret: its bytes, once, inline up to [`INLINE_SECRET`] bytes. Each verification
-/// keys the hash it needs from them (keying HS256, HS384 and HS512 up front took ~350 bytes
-/// per secret: 100,000 consumers' secrets took 35 MB). Zeroed when dropped.
+/// An HMAC secret: its bytes, once, inline up to [`INLINE_SECRET`] bytes. The hash a
+/// verification needs is keyed from them on first use and kept in a small table of fixed
+/// size (`hmac_keyed`): keying HS256, HS384 and HS512 up front took ~350 bytes per secret
+/// (100,000 consumers' secrets took 35 MB). Zeroed when dropped.
 pub(crate) enum HmacKeys {
     Inline { len: u8, bytes: [u8; INLINE_SECRET] },
     Heap(Box<[u8]>),
@@ -272,9 +275,9 @@ impl Key {
         let (msg, sig) = (signing_input, signature);
         // The one dispatch from (key, alg) to a backend.
         match (&*self.0, alg) {
-            (Inner::Oct(k), Alg::HS256) => check(&Hs256, &Hs256Key::new(k.secret()), msg, sig),
-            (Inner::Oct(k), Alg::HS384) => check(&Hs384, &Hs384Key::new(k.secret()), msg, sig),
-            (Inner::Oct(k), Alg::HS512) => check(&Hs512, &Hs512Key::new(k.secret()), msg, sig),
+            (Inner::Oct(k), Alg::HS256) => hmac_keyed::hs256(&self.0, k.secret(), msg, sig),
+            (Inner::Oct(k), Alg::HS384) => hmac_keyed::hs384(&self.0, k.secret(), msg, sig),
+            (Inner::Oct(k), Alg::HS512) => hmac_keyed::hs512(&self.0, k.secret(), msg, sig),
             (Inner::Rsa(k), Alg::RS256) => check_rsa(Rsa::rs256(), RingRsa::RS256, k, msg, sig),
             (Inner::Rsa(k), Alg::RS384) => check_rsa(Rsa::rs384(), RingRsa::RS384, k, msg, sig),
             (Inner::Rsa(k), Alg::RS512) => check_rsa(Rsa::rs512(), RingRsa::RS512, k, msg, sig),
