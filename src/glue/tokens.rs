@@ -203,11 +203,11 @@ fn is_hmac(token: &str) -> bool {
 }
 
 /// What the last shared-level lookup found, so that remembering the same token does not
-/// hash it again, nor rewrite an entry it read.
+/// hash it again, nor rewrite an entry it read. (An HMAC token skips the shared level and
+/// leaves none: `put` tells that again from the token, without a copy of it.)
 struct Lookup {
     token: String,
-    /// `None`: the token skips the shared level (HMAC).
-    shared: Option<([u8; 32], String)>,
+    shared: ([u8; 32], String),
     hit: bool,
 }
 
@@ -258,7 +258,7 @@ impl TokenCache {
         } else {
             Counter::TokenMisses
         });
-        *self.last.borrow_mut() = Some(Lookup {
+        *self.last.borrow_mut() = shared.map(|shared| Lookup {
             token: token.to_owned(),
             shared,
             hit: hit.is_some(),
@@ -309,10 +309,12 @@ impl TokenCache {
             return;
         }
         let shared = match self.last.borrow_mut().take() {
-            Some(l) if l.token == token => match l.shared {
-                Some(_) if l.hit => return,
-                shared => shared,
-            },
+            Some(l) if l.token == token => {
+                if l.hit {
+                    return;
+                }
+                Some(l.shared)
+            }
             _ => (!is_hmac(token)).then(|| Self::shared_key(fingerprint, token)),
         };
         if let Some((digest, key)) = shared {
