@@ -889,7 +889,8 @@ fn verify_fresh(
         };
         let mut holder = None;
         let set = provider_keys(policy, pi, env, &mut holder)?;
-        let kid = match token.header.get("kid") {
+        let kid_value = token.header_value("kid");
+        let kid = match kid_value.as_deref() {
             None | Some(Value::Null) => None,
             Some(Value::String(k)) => Some(k.as_str()),
             Some(_) => return Err(fail("No credentials found for given 'kid'")),
@@ -931,8 +932,12 @@ fn verify_fresh(
     } else {
         // A consumer credential, chosen by the key claim (claims first, then the header).
         let name = &policy.key_claim_name;
+        let in_header;
         let key_value = match token.claims.get(name) {
-            Some(Value::Null) | None => token.header.get(name).filter(|v| !v.is_null()),
+            Some(Value::Null) | None => {
+                in_header = token.header_value(name);
+                in_header.as_deref().filter(|v| !v.is_null())
+            }
             Some(v) => Some(v),
         };
         let key = match key_value {

@@ -7,6 +7,7 @@
 use bouncer_crypto::Alg;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 
 /// Why a token could not be parsed; each maps to one 401 message.
@@ -27,10 +28,53 @@ pub struct Token<'a> {
     pub signing_input: &'a str,
     /// The payload segment exactly as received (base64url).
     pub payload_segment: &'a str,
-    pub header: Map<String, Value>,
+    pub header: Header,
     pub claims: Map<String, Value>,
     pub signature: Vec<u8>,
     pub alg: Alg,
+}
+
+/// A token's JOSE header.
+#[derive(Debug)]
+pub enum Header {
+    /// Exactly `{"alg":"<alg>","typ":"JWT"}`, `{"typ":"JWT","alg":"<alg>"}` or
+    /// `{"alg":"<alg>"}` (what most signers write), recognised without a JSON parse; the
+    /// algorithm is the token's `alg`.
+    Usual { typ: bool },
+    /// Any other header.
+    Parsed(Map<String, Value>),
+}
+
+impl Token<'_> {
+    /// A member of the header.
+    pub fn header_value(&self, name: &str) -> Option<Cow<'_, Value>> {
+        match &self.header {
+            Header::Parsed(map) => map.get(name).map(Cow::Borrowed),
+            Header::Usual { typ } => match name {
+                "alg" => Some(Cow::Owned(Value::String(self.alg.name().to_owned()))),
+                "typ" if *typ => Some(Cow::Owned(Value::String("JWT".to_owned()))),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The algorithm of a [`Header::Usual`] header, and whether it has `"typ":"JWT"`. Nothing else
+/// is recognised: anything more (another member, a space, an escape) goes through the JSON
+/// parse, which reads these three forms the same way.
+fn usual_header(bytes: &[u8]) -> Option<(Alg, bool)> {
+    const TYP: &[u8] = br#""typ":"JWT""#;
+    let inner = bytes.strip_prefix(b"{")?.strip_suffix(b"}")?;
+    let (member, typ) = if let Some(r) = inner.strip_prefix(TYP).and_then(|r| r.strip_prefix(b","))
+    {
+        (r, true)
+    } else if let Some(r) = inner.strip_suffix(TYP).and_then(|r| r.strip_suffix(b",")) {
+        (r, true)
+    } else {
+        (inner, false)
+    };
+    let name = member.strip_prefix(br#""alg":""#)?.strip_suffix(b"\"")?;
+    Some((Alg::parse(std::str::from_utf8(name).ok()?)?, typ))
 }
 
 /// A JSON object that rejects duplicate top-level members.
@@ -146,17 +190,28 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Token<'_>, ParseError> {
     else {
         return Err(ParseError::InvalidJson);
     };
-    let header = json_object(&decode_segment(h)?)?;
-    // RFC 7515 4.1.11: a recipient must reject `crit` extensions it does not understand, and
-    // Bouncer understands none.
-    if header.contains_key("crit") {
-        return Err(ParseError::InvalidJson);
-    }
+    let header_bytes = decode_segment(h)?;
+    let (header, alg) = match usual_header(&header_bytes) {
+        Some((alg, typ)) => (Header::Usual { typ }, Some(alg)),
+        None => {
+            let header = json_object(&header_bytes)?;
+            // RFC 7515 4.1.11: a recipient must reject `crit` extensions it does not
+            // understand, and Bouncer understands none.
+            if header.contains_key("crit") {
+                return Err(ParseError::InvalidJson);
+            }
+            (Header::Parsed(header), None)
+        }
+    };
     let claims = json_object(&decode_segment(p)?)?;
     let signature = decode_segment(s)?;
-    let alg = match header.get("alg") {
-        Some(Value::String(name)) => Alg::parse(name).ok_or(ParseError::InvalidAlg)?,
-        _ => return Err(ParseError::InvalidAlg),
+    let alg = match (alg, &header) {
+        (Some(alg), _) => alg,
+        (None, Header::Parsed(map)) => match map.get("alg") {
+            Some(Value::String(name)) => Alg::parse(name).ok_or(ParseError::InvalidAlg)?,
+            _ => return Err(ParseError::InvalidAlg),
+        },
+        (None, Header::Usual { .. }) => return Err(ParseError::InvalidAlg),
     };
     // h.len() + 1 + p.len() <= token.len(): both are prefixes of `token`.
     let signing_input = token
@@ -285,6 +340,71 @@ mod tests {
                 assert_eq!(decode_base64url(&s), URL_SAFE_NO_PAD.decode(&s).ok());
             }
         }
+    }
+
+    #[test]
+    fn usual_headers_read_as_the_json_parse_reads_them() {
+        // Headers built from pieces: the three usual forms and near misses of them.
+        let algs = [
+            "HS256", "HS384", "RS256", "ES256", "EdDSA", "none", "HS257", "hs256", "",
+        ];
+        let forms = [
+            r#"{"alg":"A","typ":"JWT"}"#,
+            r#"{"typ":"JWT","alg":"A"}"#,
+            r#"{"alg":"A"}"#,
+            r#"{"alg": "A"}"#,
+            r#"{"alg":"A","typ":"jwt"}"#,
+            r#"{"alg":"A","typ":"JWT","kid":"k"}"#,
+            r#"{"alg":"A","alg":"A"}"#,
+            r#"{"typ":"JWT","alg":"A","typ":"JWT"}"#,
+            r#"{"alg":"A","typ":"JWT","typ":"JWT"}"#,
+            r#"{"alg":"A","crit":["x"]}"#,
+            r#"{"alg":"A",}"#,
+            r#"{"alg":"A"}}"#,
+            r#"{"alg":"A" }"#,
+            r#"{"a\u006cg":"A"}"#,
+            r#"{"alg":"A","typ":"JWT",}"#,
+            r#"{"typ":"JWT",,"alg":"A"}"#,
+            r#"{"typ":"JWT""alg":"A"}"#,
+        ];
+        let mut usual = 0;
+        for form in forms {
+            for alg in algs {
+                let h = form.replace('A', alg);
+                let t = tok(&h, r#"{"iss":"a"}"#, "c2ln");
+                // The JSON parse alone, as before the usual forms were recognised.
+                let by_json = json_object(h.as_bytes()).and_then(|map| {
+                    if map.contains_key("crit") {
+                        return Err(ParseError::InvalidJson);
+                    }
+                    match map.get("alg") {
+                        Some(Value::String(n)) => Alg::parse(n)
+                            .map(|a| (a, map.clone()))
+                            .ok_or(ParseError::InvalidAlg),
+                        _ => Err(ParseError::InvalidAlg),
+                    }
+                });
+                match (parse(&t, 8192), by_json) {
+                    (Ok(p), Ok((alg, map))) => {
+                        assert_eq!(p.alg, alg, "{h}");
+                        for name in ["alg", "typ", "kid", "crit", "x"] {
+                            assert_eq!(
+                                p.header_value(name).as_deref(),
+                                map.get(name),
+                                "{h} {name}"
+                            );
+                        }
+                        if matches!(p.header, Header::Usual { .. }) {
+                            usual += 1;
+                        }
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a, b, "{h}"),
+                    (a, b) => panic!("{h}: {a:?} against {b:?}"),
+                }
+            }
+        }
+        // HS256, HS384, RS256, ES256, EdDSA in each of the three usual forms.
+        assert_eq!(usual, 15);
     }
 
     fn tok(h: &str, p: &str, sig: &str) -> String {
