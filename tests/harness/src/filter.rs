@@ -81,6 +81,14 @@ impl Filter {
                     .into(),
             ));
         }
+        if host.profile() == Profile::Kong && !inner.missing_for_kong.is_empty() {
+            return Err(HarnessError::Load(format!(
+                "the module does not export {}: ngx_wasm_module calls these callbacks without \
+                 checking, and the nginx worker crashes (SIGSEGV) on the first request that \
+                 reaches them (do not strip the SDK's exports)",
+                inner.missing_for_kong.join(", ")
+            )));
+        }
         let id = host
             .inner
             .next_instance

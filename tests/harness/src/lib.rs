@@ -124,7 +124,21 @@ pub(crate) struct HarnessInner {
     engine: Engine,
     pre: InstancePre<abi::State>,
     imports_get_log_level: bool,
+    /// The callbacks of [`KONG_REQUIRED_EXPORTS`] the module does not export.
+    missing_for_kong: Vec<&'static str>,
 }
+
+/// Callbacks ngx_wasm_module calls without checking that the module exports them: a module
+/// without one crashes the nginx worker (SIGSEGV) on the first request that reaches that
+/// phase (HOSTS.md). The proxy-wasm Rust SDK exports all of them; a tool that strips unused
+/// exports must not.
+pub const KONG_REQUIRED_EXPORTS: [&str; 5] = [
+    "proxy_on_request_body",
+    "proxy_on_response_headers",
+    "proxy_on_response_body",
+    "proxy_on_response_trailers",
+    "proxy_on_log",
+];
 
 /// A compiled filter module, ready to instantiate; cloning shares it.
 #[derive(Clone)]
@@ -167,11 +181,16 @@ impl Harness {
         let imports_get_log_level = module
             .imports()
             .any(|i| i.module() == "env" && i.name() == "proxy_get_log_level");
+        let missing_for_kong = KONG_REQUIRED_EXPORTS
+            .into_iter()
+            .filter(|name| module.get_export(name).is_none())
+            .collect();
         Ok(Harness {
             inner: Arc::new(HarnessInner {
                 engine,
                 pre,
                 imports_get_log_level,
+                missing_for_kong,
             }),
         })
     }

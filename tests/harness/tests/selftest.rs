@@ -452,6 +452,85 @@ fn kong_refuses_modules_importing_get_log_level() {
     assert!(err.to_string().contains("proxy_on_context_create"), "{err}");
 }
 
+/// `wasm` with the export `name` left out of its export section (nothing else changed).
+fn without_export(wasm: &[u8], name: &str) -> Vec<u8> {
+    fn leb(b: &[u8], i: &mut usize) -> usize {
+        let (mut r, mut s) = (0, 0);
+        loop {
+            let x = b[*i];
+            *i += 1;
+            r |= usize::from(x & 0x7f) << s;
+            s += 7;
+            if x < 0x80 {
+                return r;
+            }
+        }
+    }
+    fn put(out: &mut Vec<u8>, mut n: usize) {
+        loop {
+            let x = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(x);
+                return;
+            }
+            out.push(x | 0x80);
+        }
+    }
+    let mut out = wasm[..8].to_vec();
+    let mut i = 8;
+    let mut dropped = false;
+    while i < wasm.len() {
+        let id = wasm[i];
+        i += 1;
+        let size = leb(wasm, &mut i);
+        let body = &wasm[i..i + size];
+        i += size;
+        let mut new_body = body.to_vec();
+        if id == 7 {
+            let mut k = 0;
+            let n = leb(body, &mut k);
+            let mut kept = Vec::new();
+            let mut count = 0;
+            for _ in 0..n {
+                let start = k;
+                let len = leb(body, &mut k);
+                let export = &body[k..k + len];
+                k += len + 1;
+                leb(body, &mut k);
+                if export == name.as_bytes() {
+                    dropped = true;
+                } else {
+                    kept.extend_from_slice(&body[start..k]);
+                    count += 1;
+                }
+            }
+            new_body.clear();
+            put(&mut new_body, count);
+            new_body.extend_from_slice(&kept);
+        }
+        out.push(id);
+        put(&mut out, new_body.len());
+        out.extend_from_slice(&new_body);
+    }
+    assert!(dropped, "no export {name}");
+    out
+}
+
+#[test]
+fn kong_refuses_modules_missing_a_callback_it_calls() {
+    let wasm = std::fs::read(env!("ECHO_FILTER_WASM")).unwrap();
+    for name in bouncer_harness::KONG_REQUIRED_EXPORTS {
+        let h = Harness::from_bytes(&without_export(&wasm, name)).unwrap();
+        let err = h.filter(&Host::kong(), "{}").unwrap_err();
+        assert!(err.to_string().contains(name), "{err}");
+        assert!(err.to_string().contains("SIGSEGV"), "{err}");
+        // Envoy checks each callback before calling it.
+        let mut f = h.filter(&Host::envoy(), "{}").unwrap();
+        f.run(Request::new("GET", "/")).unwrap();
+    }
+}
+
 #[test]
 fn wasi_output_time_properties_memory() {
     for host in both() {
