@@ -19,7 +19,8 @@ pub struct Presented<'a> {
     pub tokens: Vec<Cow<'a, str>>,
     /// Distinct API keys, in the order found: at most two (likewise).
     pub api_keys: Vec<Cow<'a, str>>,
-    /// Every place a credential was found (to hide them), each once.
+    /// Every place a credential was found (to hide them), each once; listed only with
+    /// `hide_credentials`.
     pub locations: Vec<Location<'a>>,
 }
 
@@ -40,8 +41,12 @@ enum Place {
     Cookie,
 }
 
-/// Note a place once: the list stays as short as the configured names.
-fn locate<'a>(list: &mut Vec<Location<'a>>, place: Place, name: Cow<'a, str>) {
+/// Note a place once: the list stays as short as the configured names. Only
+/// `hide_credentials` reads the places: without it nothing is noted (no allocation).
+fn locate<'a>(policy: &Policy, list: &mut Vec<Location<'a>>, place: Place, name: Cow<'a, str>) {
+    if !policy.hide_credentials {
+        return;
+    }
     let seen = list.iter().any(|l| match (l, place) {
         (Location::Header(n), Place::Header)
         | (Location::Query(n), Place::Query)
@@ -165,7 +170,7 @@ pub fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// Collect the credentials the request presents, per the configured places, in one linear
 /// pass: at most [`MAX_DISTINCT`] distinct tokens and API keys are kept, each place is listed
-/// once, and the scan stops as soon as the answer is decided ([`Presented::decided`]), unless
+/// once (with `hide_credentials`), and the scan stops as soon as the answer is decided ([`Presented::decided`]), unless
 /// the request may still go on as the `anonymous` consumer with `hide_credentials`: then every
 /// place is needed, to hide them all.
 pub fn extract<'a>(
@@ -180,12 +185,12 @@ pub fn extract<'a>(
         if policy.header_names.iter().any(|n| n == name) {
             if let Some(t) = bearer(value) {
                 push_distinct(&mut p.tokens, Cow::Borrowed(t));
-                locate(&mut p.locations, Place::Header, Cow::Borrowed(name));
+                locate(policy, &mut p.locations, Place::Header, Cow::Borrowed(name));
             }
         }
         if policy.key_names.iter().any(|n| n == name) && !value.is_empty() {
             push_distinct(&mut p.api_keys, Cow::Borrowed(value));
-            locate(&mut p.locations, Place::Header, Cow::Borrowed(name));
+            locate(policy, &mut p.locations, Place::Header, Cow::Borrowed(name));
         }
         if done(&p) {
             return p;
@@ -194,7 +199,7 @@ pub fn extract<'a>(
             for (cn, cv) in cookies(value) {
                 if !cv.is_empty() && policy.cookie_names.iter().any(|n| n == cn) {
                     push_distinct(&mut p.tokens, Cow::Borrowed(cv));
-                    locate(&mut p.locations, Place::Cookie, Cow::Borrowed(cn));
+                    locate(policy, &mut p.locations, Place::Cookie, Cow::Borrowed(cn));
                     if done(&p) {
                         return p;
                     }
@@ -211,10 +216,10 @@ pub fn extract<'a>(
             }
             if policy.uri_param_names.iter().any(|u| *u == n) {
                 push_distinct(&mut p.tokens, v);
-                locate(&mut p.locations, Place::Query, n);
+                locate(policy, &mut p.locations, Place::Query, n);
             } else if policy.key_names.iter().any(|k| *k == n) {
                 push_distinct(&mut p.api_keys, v);
-                locate(&mut p.locations, Place::Query, n);
+                locate(policy, &mut p.locations, Place::Query, n);
             }
             if done(&p) {
                 return p;
@@ -295,7 +300,7 @@ mod tests {
     /// once; the same token 4,000 times is one token. (The quadratic scan kept all 4,000.)
     #[test]
     fn many_cookies_keep_two_tokens_and_one_place() {
-        let p = policy("");
+        let p = policy(r#", "hide_credentials": true"#);
         let distinct: Vec<String> = (0..4000).map(|i| format!("jwt-token=t{i:05}")).collect();
         let request = cookie_request(distinct.join("; "));
         let got = extract(&p, &crate::engine::header_refs(&request), "/");
@@ -313,7 +318,7 @@ mod tests {
     /// Every kind of place, many times over: each place is listed once, values stop at two.
     #[test]
     fn places_are_listed_once_and_values_stop_at_two() {
-        let p = policy(r#", "key_names": ["apikey", "x-key"]"#);
+        let p = policy(r#", "key_names": ["apikey", "x-key"], "hide_credentials": true"#);
         let mut headers = Vec::new();
         for i in 0..500 {
             headers.push(("apikey".to_owned(), format!("k{i}")));
@@ -348,11 +353,16 @@ mod tests {
             ("cookie".to_owned(), cookie),
             ("apikey".to_owned(), "k".to_owned()),
         ];
-        let p = policy("");
+        let p = policy(r#", "hide_credentials": true"#);
         assert_eq!(
             extract(&p, &crate::engine::header_refs(&headers), "/?jwt=c").locations,
             vec![Location::Cookie("jwt-token".into())]
         );
+        // Without `hide_credentials` no place is listed (nothing reads them).
+        let p = policy("");
+        let got = extract(&p, &crate::engine::header_refs(&headers), "/?jwt=c");
+        assert_eq!(got.tokens, vec!["a".to_owned(), "b".to_owned()]);
+        assert!(got.locations.is_empty());
         let p = policy(r#", "anonymous": "guest", "hide_credentials": true"#);
         let got = extract(&p, &crate::engine::header_refs(&headers), "/?jwt=c");
         assert_eq!(got.tokens, vec!["a".to_owned(), "b".to_owned()]);

@@ -190,10 +190,11 @@ impl AuthFailure {
     }
 }
 
-enum Auth {
+enum Auth<'p> {
     Ok {
         consumer: usize,
-        credential: Option<String>,
+        /// An API key's id is borrowed from the configuration; a token's is its own.
+        credential: Option<Cow<'p, str>>,
         token: Option<Arc<VerifiedToken>>,
     },
     Fail(AuthFailure),
@@ -254,12 +255,14 @@ fn pipeline<'a>(
     }
     let presented = credentials::extract(policy, req.headers, req.path);
     let auth = authenticate(policy, &presented, now, env, signals);
-    let id = identify(policy, auth)?;
+    let mut id = identify(policy, auth)?;
+    // Moved into the edits (the only use of it), not copied.
+    let credential = id.credential.take();
     let (path_only, query) = credentials::split_path(req.path);
     let skip = id.consumer.in_any(&policy.skip_groups);
     let claims = id.token.as_ref().map(|t| &t.claims);
     let perms = access(policy, &id, skip, req.method, path_only)?;
-    upstream_headers(policy, &id, &mut edits.set);
+    upstream_headers(policy, &id, credential, &mut edits.set);
     hide_credentials(policy, req, &presented, &id, &mut edits)?;
     let allowed = Allowed {
         edits,
@@ -322,13 +325,13 @@ fn preflight_bypass(policy: &Policy, req: &RequestView<'_>) -> bool {
 }
 
 /// Stage 3: the credentials presented, authenticated (before `anonymous` is considered).
-fn authenticate(
-    policy: &Policy,
+fn authenticate<'p>(
+    policy: &'p Policy,
     presented: &credentials::Presented<'_>,
     now: f64,
     env: &dyn Env,
     signals: &mut Signals,
-) -> Auth {
+) -> Auth<'p> {
     if !presented.tokens.is_empty() && !presented.api_keys.is_empty() || presented.tokens.len() > 1
     {
         Auth::Fail(AuthFailure::token("Multiple tokens provided"))
@@ -354,14 +357,14 @@ fn authenticate(
 /// Who the request is from, once authenticated.
 struct Identity<'p> {
     consumer: &'p Consumer,
-    credential: Option<String>,
+    credential: Option<Cow<'p, str>>,
     anonymous: bool,
     token: Option<Arc<VerifiedToken>>,
 }
 
 /// Stage 4: the consumer: the authenticated one, or `anonymous` for any 401; else the 401,
 /// the 503 of keys never loaded, or a wait for them.
-fn identify(policy: &Policy, auth: Auth) -> Result<Identity<'_>, Outcome<'static>> {
+fn identify<'p>(policy: &'p Policy, auth: Auth<'p>) -> Result<Identity<'p>, Outcome<'static>> {
     let (consumer_idx, credential, anonymous, token) = match auth {
         Auth::Ok {
             consumer,
@@ -454,6 +457,7 @@ fn access(
 fn upstream_headers<'a>(
     policy: &'a Policy,
     id: &Identity<'a>,
+    credential: Option<Cow<'a, str>>,
     set: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
 ) {
     let consumer = id.consumer;
@@ -466,11 +470,8 @@ fn upstream_headers<'a>(
     if let Some(cid) = &consumer.custom_id {
         set.push((Cow::Borrowed("x-consumer-custom-id"), Cow::Borrowed(cid)));
     }
-    if let Some(cred) = &id.credential {
-        set.push((
-            Cow::Borrowed("x-credential-identifier"),
-            Cow::Owned(cred.clone()),
-        ));
+    if let Some(cred) = credential {
+        set.push((Cow::Borrowed("x-credential-identifier"), cred));
     }
     if let Some(g) = &consumer.groups_header {
         set.push((Cow::Borrowed("x-consumer-groups"), Cow::Borrowed(g)));
@@ -729,12 +730,12 @@ fn hide<'a>(
     Ok(())
 }
 
-fn authenticate_api_key(policy: &Policy, key: &str) -> Auth {
+fn authenticate_api_key<'p>(policy: &'p Policy, key: &str) -> Auth<'p> {
     let digest = sha256(key.as_bytes());
     match policy.api_keys.get(&digest) {
         Some(cred) if ct_eq(&cred.digest, &digest) => Auth::Ok {
             consumer: cred.consumer,
-            credential: cred.id.clone(),
+            credential: cred.id.as_deref().map(Cow::Borrowed),
             token: None,
         },
         _ => Auth::Fail(AuthFailure {
@@ -751,7 +752,7 @@ fn provider_keys<'a>(
     provider: usize,
     env: &dyn Env,
     holder: &'a mut Option<Arc<KeySet>>,
-) -> Result<&'a KeySet, Auth> {
+) -> Result<&'a KeySet, Auth<'static>> {
     match policy.providers.get(provider).map(|p| &p.source) {
         Some(KeySource::Local(set)) => Ok(set),
         Some(KeySource::Remote(_)) => match env.keys(provider) {
@@ -779,7 +780,7 @@ fn still_valid(policy: &Policy, env: &dyn Env, v: &VerifiedToken) -> bool {
     }
 }
 
-fn parse_failure(e: ParseError) -> Auth {
+fn parse_failure(e: ParseError) -> Auth<'static> {
     Auth::Fail(AuthFailure::token(match e {
         ParseError::TooLarge => "Bad token; too large",
         ParseError::InvalidJson => "Bad token; invalid JSON",
@@ -793,7 +794,7 @@ fn authenticate_token(
     now: f64,
     env: &dyn Env,
     signals: &mut Signals,
-) -> Auth {
+) -> Auth<'static> {
     if raw.len() > policy.max_token_bytes {
         return parse_failure(ParseError::TooLarge);
     }
@@ -833,7 +834,7 @@ fn authenticate_token(
 }
 
 /// Claims and revocation: checked on every request, cached or not.
-fn check_verified(policy: &Policy, v: Arc<VerifiedToken>, now: f64) -> Auth {
+fn check_verified(policy: &Policy, v: Arc<VerifiedToken>, now: f64) -> Auth<'static> {
     let audiences = match v.provider.and_then(|p| policy.providers.get(p)) {
         Some(p) if !p.audiences.is_empty() => &p.audiences,
         _ => &policy.audiences,
@@ -861,7 +862,7 @@ fn check_verified(policy: &Policy, v: Arc<VerifiedToken>, now: f64) -> Auth {
     }
     Auth::Ok {
         consumer: v.consumer,
-        credential: v.credential.clone(),
+        credential: v.credential.clone().map(Cow::Owned),
         token: Some(v),
     }
 }
@@ -872,7 +873,7 @@ fn verify_fresh(
     raw: &str,
     env: &dyn Env,
     signals: &mut Signals,
-) -> Result<Arc<VerifiedToken>, Auth> {
+) -> Result<Arc<VerifiedToken>, Auth<'static>> {
     let token: Token<'_> = jwt::parse(raw, policy.max_token_bytes).map_err(parse_failure)?;
     let fail = |m: &str| Auth::Fail(AuthFailure::token(m));
 
