@@ -132,11 +132,10 @@ pub(crate) struct HarnessInner {
 /// without one crashes the nginx worker (SIGSEGV) on the first request that reaches that
 /// phase (HOSTS.md). The proxy-wasm Rust SDK exports all of them; a tool that strips unused
 /// exports must not.
-pub const KONG_REQUIRED_EXPORTS: [&str; 5] = [
+pub const KONG_REQUIRED_EXPORTS: [&str; 4] = [
     "proxy_on_request_body",
     "proxy_on_response_headers",
     "proxy_on_response_body",
-    "proxy_on_response_trailers",
     "proxy_on_log",
 ];
 
