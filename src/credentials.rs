@@ -170,9 +170,9 @@ pub fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// Collect the credentials the request presents, per the configured places, in one linear
 /// pass: at most [`MAX_DISTINCT`] distinct tokens and API keys are kept, each place is listed
-/// once (with `hide_credentials`), and the scan stops as soon as the answer is decided ([`Presented::decided`]), unless
-/// the request may still go on as the `anonymous` consumer with `hide_credentials`: then every
-/// place is needed, to hide them all.
+/// once (with `hide_credentials`), and the scan stops as soon as the answer is decided
+/// ([`Presented::decided`]), unless the request may still go on as the `anonymous` consumer
+/// with `hide_credentials`: then every place is needed, to hide them all.
 pub fn extract<'a>(
     policy: &Policy,
     headers: &[crate::engine::Header<'a>],
