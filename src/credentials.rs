@@ -16,9 +16,9 @@ pub enum Location<'a> {
 #[derive(Debug, Default)]
 pub struct Presented<'a> {
     /// Distinct JWTs, in the order found: at most two (a second one decides the answer).
-    pub tokens: Vec<Cow<'a, str>>,
+    pub tokens: Distinct<'a>,
     /// Distinct API keys, in the order found: at most two (likewise).
-    pub api_keys: Vec<Cow<'a, str>>,
+    pub api_keys: Distinct<'a>,
     /// Every place a credential was found (to hide them), each once; listed only with
     /// `hide_credentials`.
     pub locations: Vec<Location<'a>>,
@@ -28,9 +28,34 @@ pub struct Presented<'a> {
 /// `Multiple tokens provided` or `Duplicate API key found`.
 pub const MAX_DISTINCT: usize = 2;
 
-fn push_distinct<'a>(list: &mut Vec<Cow<'a, str>>, v: Cow<'a, str>) {
-    if list.len() < MAX_DISTINCT && !list.contains(&v) {
-        list.push(v);
+/// At most [`MAX_DISTINCT`] distinct values, in the order found, held inline (a request's
+/// credentials cost no allocation); reads as a slice.
+#[derive(Debug, Default, Clone)]
+pub struct Distinct<'a> {
+    items: [Cow<'a, str>; MAX_DISTINCT],
+    len: usize,
+}
+
+impl<'a> std::ops::Deref for Distinct<'a> {
+    type Target = [Cow<'a, str>];
+    fn deref(&self) -> &[Cow<'a, str>] {
+        self.items.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl<T: AsRef<str>> PartialEq<Vec<T>> for Distinct<'_> {
+    fn eq(&self, other: &Vec<T>) -> bool {
+        self.len() == other.len() && self.iter().zip(other).all(|(a, b)| a == b.as_ref())
+    }
+}
+
+fn push_distinct<'a>(list: &mut Distinct<'a>, v: Cow<'a, str>) {
+    if list.contains(&v) {
+        return;
+    }
+    if let Some(slot) = list.items.get_mut(list.len) {
+        *slot = v;
+        list.len = list.len.saturating_add(1);
     }
 }
 
