@@ -124,8 +124,9 @@ fn sextet(c: u8) -> u32 {
 
 /// Decodes unpadded, canonical base64url: what `base64`'s `URL_SAFE_NO_PAD` accepts (no `=`,
 /// no length of 4n+1, the unused low bits of the last character zero), exactly (a unit test
-/// compares the two on every short string, the fuzz target `token` on any bytes). Written out because Kong's engine runs the crate's
-/// general decoder slowly (0.5 to 0.8 µs of a new token's three segments).
+/// compares the two on every short string, the fuzz target `token` on any bytes). Written out
+/// because Kong's engine runs the crate's general decoder slowly (0.5 to 0.6 µs of a new
+/// token's three segments, against ~0.25-0.31 µs for this one).
 pub fn decode_base64url(seg: &[u8]) -> Option<Vec<u8>> {
     let chunks = seg.chunks_exact(4);
     let tail = chunks.remainder();
