@@ -56,13 +56,18 @@ fn verify<M: Mac + KeyInit + Clone>(
     tag: &[u8],
 ) -> bool {
     let i = slot_of(key);
-    let keyed = table.with(|t| {
-        let t = t.try_borrow().ok()?;
-        match t.get(i) {
-            Some(Some(s)) if Arc::ptr_eq(&s.key, key) => Some(s.mac.clone()),
-            _ => None,
-        }
-    });
+    // `try_with` and `try_borrow`: never a panic (a thread's table being destroyed, or a
+    // verification inside another); the HMAC is then keyed for this token alone.
+    let keyed = table
+        .try_with(|t| {
+            let t = t.try_borrow().ok()?;
+            match t.get(i) {
+                Some(Some(s)) if Arc::ptr_eq(&s.key, key) => Some(s.mac.clone()),
+                _ => None,
+            }
+        })
+        .ok()
+        .flatten();
     let mut mac = match keyed {
         Some(mac) => mac,
         None => {
@@ -70,7 +75,7 @@ fn verify<M: Mac + KeyInit + Clone>(
             let Ok(mac) = <M as KeyInit>::new_from_slice(secret) else {
                 return false;
             };
-            table.with(|t| {
+            let _ = table.try_with(|t| {
                 if let Ok(mut t) = t.try_borrow_mut() {
                     if let Some(s) = t.get_mut(i) {
                         *s = Some(Slot {
