@@ -45,8 +45,19 @@ pub struct VerifiedToken {
     /// same `kid`).
     pub key: Option<[u8; 32]>,
     pub claims: Map<String, Value>,
-    /// The payload segment as received (base64url).
+    /// The payload segment as received (base64url), kept only when the policy forwards it
+    /// (`forward_payload_header`); empty otherwise.
     pub payload_segment: String,
+}
+
+/// The payload segment a verified token keeps: only what `forward_payload_header` will send
+/// (the cache is per policy; nothing else reads it).
+fn kept_payload(policy: &Policy, token: &Token<'_>) -> String {
+    if policy.forward_payload_header.is_some() {
+        token.payload_segment.to_owned()
+    } else {
+        String::new()
+    }
 }
 
 /// What a verified-token cache knows about a token.
@@ -816,7 +827,7 @@ fn authenticate_token(
                 credential,
                 provider: None,
                 key: None,
-                payload_segment: token.payload_segment.to_owned(),
+                payload_segment: kept_payload(policy, &token),
                 claims: token.claims,
             });
             env.remember(raw, &v);
@@ -962,7 +973,7 @@ fn verify_fresh(
         credential,
         provider,
         key,
-        payload_segment: token.payload_segment.to_owned(),
+        payload_segment: kept_payload(policy, &token),
         claims: token.claims,
     }))
 }

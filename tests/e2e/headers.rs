@@ -44,6 +44,11 @@ fn identity_and_claim_headers() {
             .get_all("x-consumer-id")
             .iter()
             .all(|v| *v == "id-web"));
+        // The same token again, from the token cache: the payload is still forwarded (a
+        // verified token keeps it only where `forward_payload_header` is set).
+        let again = run(&mut f, get("/").header("authorization", &bearer(&t)));
+        assert_eq!(upstream(&again, "x-jwt-payload"), t.split('.').nth(1));
+        assert_eq!(upstream(&again, "x-customer-id"), Some("cust-9"));
     }
 }
 
