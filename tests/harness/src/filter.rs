@@ -97,6 +97,11 @@ impl Filter {
             &inner.engine,
             State::new(host.inner.clone(), id, vm_config.to_vec()),
         );
+        if inner.count_instructions {
+            store
+                .set_fuel(u64::MAX)
+                .map_err(|e| HarnessError::Load(format!("fuel: {e}")))?;
+        }
         let instance = inner
             .pre
             .instantiate(&mut store)
@@ -741,6 +746,15 @@ impl Filter {
             .into_iter()
             .filter(|l| l.instance == id)
             .collect()
+    }
+
+    /// The WebAssembly instructions this instance has run so far, when its harness counts
+    /// them ([`Harness::load_counting_instructions`]); `None` otherwise.
+    pub fn wasm_instructions(&self) -> Option<u64> {
+        self.store
+            .get_fuel()
+            .ok()
+            .map(|left| u64::MAX.saturating_sub(left))
     }
 
     /// The size of the instance's linear memory, in bytes.

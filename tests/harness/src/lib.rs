@@ -126,6 +126,8 @@ pub(crate) struct HarnessInner {
     imports_get_log_level: bool,
     /// The callbacks of [`KONG_REQUIRED_EXPORTS`] the module does not export.
     missing_for_kong: Vec<&'static str>,
+    /// Compiled to count its instructions (fuel).
+    count_instructions: bool,
 }
 
 /// Callbacks ngx_wasm_module calls without checking that the module exports them: a module
@@ -162,7 +164,24 @@ impl Harness {
 
     /// Compiles a module from its bytes.
     pub fn from_bytes(wasm: &[u8]) -> Result<Harness, HarnessError> {
+        Self::compile(wasm, false)
+    }
+
+    /// Like [`load`](Self::load), counting the WebAssembly instructions the module runs
+    /// (wasmtime's fuel: one unit per instruction, calls out to the host and their work not
+    /// counted): [`Filter::wasm_instructions`]. A figure of the module's own work that no
+    /// machine noise moves, and the same in every engine that runs this module (their machine
+    /// code differs, the instructions do not). The code is slower with the counting.
+    pub fn load_counting_instructions(path: impl AsRef<Path>) -> Result<Harness, HarnessError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path)
+            .map_err(|e| HarnessError::Load(format!("{}: {e}", path.display())))?;
+        Self::compile(&bytes, true)
+    }
+
+    fn compile(wasm: &[u8], count_instructions: bool) -> Result<Harness, HarnessError> {
         let mut config = Config::new();
+        config.consume_fuel(count_instructions);
         config.wasm_backtrace_details(WasmBacktraceDetails::Disable);
         // `BOUNCER_HARNESS_PERFMAP=1`: name the module's functions for `perf` (with
         // `BOUNCER_HARNESS_NO_CACHE=1`, so the module is compiled in this process).
@@ -190,6 +209,7 @@ impl Harness {
                 pre,
                 imports_get_log_level,
                 missing_for_kong,
+                count_instructions,
             }),
         })
     }
