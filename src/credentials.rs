@@ -203,8 +203,20 @@ pub fn extract<'a>(
     headers: &[crate::engine::Header<'a>],
     path: &'a str,
 ) -> Presented<'a> {
-    let all_places = policy.hide_credentials && policy.anonymous.is_some();
     let mut p = Presented::default();
+    extract_into(policy, headers, path, &mut p);
+    p
+}
+
+/// [`extract`] into `p` (empty): the pipeline's form, which moves no `Presented` around (in
+/// wasmtime a move of that size is a call out of the module, `memory.copy`).
+pub fn extract_into<'a>(
+    policy: &Policy,
+    headers: &[crate::engine::Header<'a>],
+    path: &'a str,
+    p: &mut Presented<'a>,
+) {
+    let all_places = policy.hide_credentials && policy.anonymous.is_some();
     let done = |p: &Presented| !all_places && p.decided();
     for &(name, value) in headers {
         if policy.header_names.iter().any(|n| n == name) {
@@ -217,16 +229,16 @@ pub fn extract<'a>(
             push_distinct(&mut p.api_keys, Cow::Borrowed(value));
             locate(policy, &mut p.locations, Place::Header, Cow::Borrowed(name));
         }
-        if done(&p) {
-            return p;
+        if done(p) {
+            return;
         }
         if name == "cookie" && !policy.cookie_names.is_empty() {
             for (cn, cv) in cookies(value) {
                 if !cv.is_empty() && policy.cookie_names.iter().any(|n| n == cn) {
                     push_distinct(&mut p.tokens, Cow::Borrowed(cv));
                     locate(policy, &mut p.locations, Place::Cookie, Cow::Borrowed(cn));
-                    if done(&p) {
-                        return p;
+                    if done(p) {
+                        return;
                     }
                 }
             }
@@ -235,23 +247,26 @@ pub fn extract<'a>(
     let (_, query) = split_path(path);
     let wanted = !policy.uri_param_names.is_empty() || !policy.key_names.is_empty();
     if wanted && !query.is_empty() {
-        for (n, v, _) in query_params(query) {
+        // As `query_params` reads them, but a value is decoded only when its name is one of
+        // the configured ones (most parameters are not).
+        for pair in query.split('&') {
+            let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
             if v.is_empty() {
                 continue;
             }
+            let n = decode(n, true);
             if policy.uri_param_names.iter().any(|u| *u == n) {
-                push_distinct(&mut p.tokens, v);
+                push_distinct(&mut p.tokens, decode(v, true));
                 locate(policy, &mut p.locations, Place::Query, n);
             } else if policy.key_names.iter().any(|k| *k == n) {
-                push_distinct(&mut p.api_keys, v);
+                push_distinct(&mut p.api_keys, decode(v, true));
                 locate(policy, &mut p.locations, Place::Query, n);
             }
-            if done(&p) {
-                return p;
+            if done(p) {
+                return;
             }
         }
     }
-    p
 }
 
 /// `:path` without the named query parameters. When none remain the path ends in `?`, which

@@ -37,7 +37,7 @@ pub enum RemoteKeys {
 pub struct VerifiedToken {
     pub consumer: usize,
     /// The credential `key`, or the JWK's `kid` for a provider token.
-    pub credential: Option<String>,
+    pub credential: Option<Credential>,
     /// The JWKS provider that verified it, if any.
     pub provider: Option<usize>,
     /// For a provider token: the fingerprint of the JWK that verified it, so that a cached
@@ -48,6 +48,26 @@ pub struct VerifiedToken {
     /// The payload segment as received (base64url), kept only when the policy forwards it
     /// (`forward_payload_header`); empty otherwise.
     pub payload_segment: String,
+}
+
+/// The credential a token was verified with, as its `x-credential-identifier` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// The configuration's JWT credential at this index of `Policy::jwt_credentials` (its
+    /// `key`, borrowed from the configuration on every request: no copy).
+    Config(usize),
+    /// A JWK's `kid` (a provider token).
+    Named(String),
+}
+
+impl Credential {
+    /// The identifier's text (`None`: an index the configuration does not have).
+    pub fn text<'a>(&'a self, policy: &'a Policy) -> Option<&'a str> {
+        match self {
+            Credential::Config(i) => policy.jwt_credentials.at(*i).map(|c| c.key_id.as_str()),
+            Credential::Named(s) => Some(s),
+        }
+    }
 }
 
 /// The payload segment a verified token keeps: only what `forward_payload_header` will send
@@ -68,7 +88,7 @@ pub enum CacheHit {
     /// Verified by another worker: the signature is good; the token is parsed again here.
     Signature {
         consumer: usize,
-        credential: Option<String>,
+        credential: Option<Credential>,
         provider: Option<usize>,
     },
 }
@@ -112,6 +132,9 @@ pub struct RequestView<'a> {
     /// `:path`, query string included.
     pub path: &'a str,
     pub headers: &'a [Header<'a>],
+    /// Every name is known to be lowercase ([`RequestView::from_map`]); else the engine
+    /// checks.
+    names_lowercase: bool,
 }
 
 /// A request header: its name (lowercase) and value, borrowed from the host's map.
@@ -138,6 +161,15 @@ impl<'a> RequestView<'a> {
             method: get(":method"),
             path: get(":path"),
             headers,
+            names_lowercase: false,
+        }
+    }
+
+    /// Build the view from a decoded header map, whose names are lowercase.
+    pub fn from_map(map: &'a crate::wire::Lowercase<'a>) -> RequestView<'a> {
+        RequestView {
+            names_lowercase: true,
+            ..RequestView::from_headers(map)
         }
     }
 
@@ -204,7 +236,8 @@ impl AuthFailure {
 enum Auth<'p> {
     Ok {
         consumer: usize,
-        /// An API key's id is borrowed from the configuration; a token's is its own.
+        /// Borrowed from the configuration (an API key's id, a JWT credential's key); a
+        /// provider token's `kid` is its own.
         credential: Option<Cow<'p, str>>,
         token: Option<Arc<VerifiedToken>>,
     },
@@ -232,9 +265,15 @@ pub fn evaluate<'a>(
     env: &dyn Env,
     signals: &mut Signals,
 ) -> Outcome<'a> {
-    // Header names are compared in lowercase: Kong hands them over as the client wrote them
-    // (the glue lowercases them as it reads the map; other callers may not).
-    let Some(lowered) = lowercase_names(req) else {
+    // Header names are compared in lowercase: Kong hands them over as the client wrote them.
+    // The glue lowercases them as it decodes the map (`RequestView::from_map`: not checked
+    // again); other callers' names are checked, and lowered when one is not.
+    let lowered = if req.names_lowercase {
+        None
+    } else {
+        lowercase_names(req)
+    };
+    let Some(lowered) = lowered else {
         return match pipeline(policy, req, now, env, signals) {
             Ok(outcome) | Err(outcome) => outcome,
         };
@@ -264,7 +303,8 @@ fn pipeline<'a>(
             consumer: None,
         }));
     }
-    let presented = credentials::extract(policy, req.headers, req.path);
+    let mut presented = credentials::Presented::default();
+    credentials::extract_into(policy, req.headers, req.path, &mut presented);
     let auth = authenticate(policy, &presented, now, env, signals);
     let mut id = identify(policy, auth)?;
     // Moved into the edits (the only use of it), not copied.
@@ -451,6 +491,11 @@ fn access(
     }
     if !consumer.routes.allows(method, path_only) {
         return Err(forbidden(consumer, "route not allowed for consumer"));
+    }
+    // The permissions are read only where something reads them: the local permission model
+    // or the callout's body.
+    if policy.permissions.is_none() && policy.authz.is_none() {
+        return Ok(Vec::new());
     }
     let claims = id.token.as_ref().map(|t| &t.claims);
     let perms = granted_permissions(policy, consumer, claims);
@@ -783,10 +828,10 @@ fn still_valid(policy: &Policy, env: &dyn Env, v: &VerifiedToken) -> bool {
     };
     let mut holder = None;
     match provider_keys(policy, p, env, &mut holder) {
-        Ok(set) => set
-            .keys
-            .iter()
-            .any(|e| Some(e.fingerprint) == v.key && e.kid == v.credential),
+        Ok(set) => set.keys.iter().any(|e| {
+            Some(e.fingerprint) == v.key
+                && e.kid.as_deref() == v.credential.as_ref().and_then(|c| c.text(policy))
+        }),
         Err(_) => false,
     }
 }
@@ -799,13 +844,13 @@ fn parse_failure(e: ParseError) -> Auth<'static> {
     }))
 }
 
-fn authenticate_token(
-    policy: &Policy,
+fn authenticate_token<'p>(
+    policy: &'p Policy,
     raw: &str,
     now: f64,
     env: &dyn Env,
     signals: &mut Signals,
-) -> Auth<'static> {
+) -> Auth<'p> {
     if raw.len() > policy.max_token_bytes {
         return parse_failure(ParseError::TooLarge);
     }
@@ -817,7 +862,11 @@ fn authenticate_token(
             consumer,
             credential,
             provider: None,
-        }) if policy.consumers.get(consumer).is_some() => {
+        }) if policy.consumers.get(consumer).is_some()
+            && credential
+                .as_ref()
+                .is_none_or(|c| owned_by(policy, c, consumer)) =>
+        {
             let token = match jwt::parse(raw, policy.max_token_bytes) {
                 Ok(t) => t,
                 Err(e) => return parse_failure(e),
@@ -844,8 +893,20 @@ fn authenticate_token(
     check_verified(policy, verified, now)
 }
 
+/// Whether a credential read from the shared level is one of this consumer's (an index is
+/// only trusted once checked against the configuration).
+fn owned_by(policy: &Policy, c: &Credential, consumer: usize) -> bool {
+    match c {
+        Credential::Config(i) => policy
+            .jwt_credentials
+            .at(*i)
+            .is_some_and(|cred| cred.consumer == consumer),
+        Credential::Named(_) => true,
+    }
+}
+
 /// Claims and revocation: checked on every request, cached or not.
-fn check_verified(policy: &Policy, v: Arc<VerifiedToken>, now: f64) -> Auth<'static> {
+fn check_verified(policy: &Policy, v: Arc<VerifiedToken>, now: f64) -> Auth<'_> {
     let audiences = match v.provider.and_then(|p| policy.providers.get(p)) {
         Some(p) if !p.audiences.is_empty() => &p.audiences,
         _ => &policy.audiences,
@@ -871,9 +932,17 @@ fn check_verified(policy: &Policy, v: Arc<VerifiedToken>, now: f64) -> Auth<'sta
     if revoked(policy, v.consumer, &v.claims) {
         return Auth::Fail(AuthFailure::token("Token revoked"));
     }
+    let credential = match &v.credential {
+        None => None,
+        Some(Credential::Config(i)) => match policy.jwt_credentials.at(*i) {
+            Some(c) => Some(Cow::Borrowed(c.key_id.as_str())),
+            None => return Auth::Fail(AuthFailure::token("Unauthorized")),
+        },
+        Some(Credential::Named(kid)) => Some(Cow::Owned(kid.clone())),
+    };
     Auth::Ok {
         consumer: v.consumer,
-        credential: v.credential.clone().map(Cow::Owned),
+        credential,
         token: Some(v),
     }
 }
@@ -921,7 +990,7 @@ fn verify_fresh(
                 if !entry.key.verify(token.alg, input, &token.signature) {
                     return Err(fail("Invalid signature"));
                 }
-                (Some(kid.to_owned()), entry.fingerprint)
+                (Some(Credential::Named(kid.to_owned())), entry.fingerprint)
             }
             None => {
                 let mut any = false;
@@ -929,7 +998,7 @@ fn verify_fresh(
                 for entry in set.candidates(token.alg) {
                     any = true;
                     if entry.key.verify(token.alg, input, &token.signature) {
-                        found = Some((entry.kid.clone(), entry.fingerprint));
+                        found = Some((entry.kid.clone().map(Credential::Named), entry.fingerprint));
                         break;
                     }
                 }
@@ -957,7 +1026,7 @@ fn verify_fresh(
             Some(Value::String(s)) if !s.is_empty() => s.as_str(),
             Some(_) => return Err(fail(&format!("Invalid '{name}' in claims"))),
         };
-        let Some(cred) = policy.jwt_credentials.get(key) else {
+        let Some((index, cred)) = policy.jwt_credentials.find(key) else {
             return Err(fail(&format!("No credentials found for given '{name}'")));
         };
         if cred.alg != token.alg {
@@ -966,7 +1035,7 @@ fn verify_fresh(
         if !cred.key.verify(token.alg, input, &token.signature) {
             return Err(fail("Invalid signature"));
         }
-        (cred.consumer, Some(cred.key_id.clone()), None)
+        (cred.consumer, Some(Credential::Config(index)), None)
     };
     Ok(Arc::new(VerifiedToken {
         consumer,

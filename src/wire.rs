@@ -27,9 +27,9 @@ fn field(data: &mut [u8], len: usize, terminated: bool) -> Option<(&mut [u8], &m
 /// that is not part of valid UTF-8 replaced by `?` (a client's odd byte never traps the VM,
 /// and never turns into another header's name). One pass, one allocation (the list), no
 /// allocation per header. `None` when the map is malformed.
-pub fn decode_map(bytes: &mut [u8]) -> Option<Vec<(&str, &str)>> {
+pub fn decode_map(bytes: &mut [u8]) -> Option<Lowercase<'_>> {
     if bytes.is_empty() {
-        return Some(Vec::new());
+        return Some(Lowercase(Vec::new()));
     }
     let count = le_u32(bytes, 0)?;
     let sizes_end = count.checked_mul(8)?.checked_add(4)?;
@@ -45,10 +45,12 @@ pub fn decode_map(bytes: &mut [u8]) -> Option<Vec<(&str, &str)>> {
         let s = n.checked_mul(8)?.checked_add(4)?;
         let name_len = le_u32(sizes, s)?;
         let value_len = le_u32(sizes, s.checked_add(4)?)?;
+        if name_len < data.len() {
+            lowercase_prefix(data, name_len);
+        }
         let (name, rest) = field(data, name_len, true)?;
         let (value, rest) = field(rest, value_len, false)?;
         data = rest;
-        name.make_ascii_lowercase();
         if !ascii {
             make_utf8(name);
             make_utf8(value);
@@ -56,7 +58,57 @@ pub fn decode_map(bytes: &mut [u8]) -> Option<Vec<(&str, &str)>> {
         let (name, value): (&[u8], &[u8]) = (name, value);
         out.push((utf8(name), utf8(value)));
     }
-    Some(out)
+    Some(Lowercase(out))
+}
+
+/// A header map [`decode_map`] decoded: every name is lowercase (only `decode_map` makes
+/// one, so the engine need not check the names again). Reads as a slice of pairs.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Lowercase<'a>(Vec<(&'a str, &'a str)>);
+
+impl<'a> std::ops::Deref for Lowercase<'a> {
+    type Target = [(&'a str, &'a str)];
+    fn deref(&self) -> &[(&'a str, &'a str)] {
+        &self.0
+    }
+}
+
+/// The first `len` bytes of `buf` with their ASCII letters in lowercase (bytes from 0x80 up
+/// left as they are, as `make_ascii_lowercase` leaves them), eight bytes at a time: a word
+/// reaching past `len` keeps the bytes there as they are. (The byte loop costs wasm about 25
+/// instructions a byte; a name is followed by its NUL and its value, so a short name still
+/// has a whole word to read, except at the very end of the map.)
+fn lowercase_prefix(buf: &mut [u8], len: usize) {
+    // Each byte's low seven bits plus 0x80 - 'A' (0x3f) reach 0x80 from 'A' on, plus 0x80 -
+    // 'Z' - 1 (0x25) from '[' on; no carry crosses a byte (at most 0x7f + 0x3f).
+    fn lower(w: u64) -> u64 {
+        let low = w & 0x7f7f_7f7f_7f7f_7f7f;
+        let from_a = low.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
+        let past_z = low.wrapping_add(0x2525_2525_2525_2525);
+        // The high bit of each byte: set when the byte is 'A'..='Z' (and below 0x80).
+        let upper = from_a & !past_z & !w & 0x8080_8080_8080_8080;
+        w | (upper >> 2)
+    }
+    let mut at = 0usize;
+    while at < len {
+        let left = len.saturating_sub(at);
+        let Some(c) = buf.get_mut(at..).and_then(|r| r.first_chunk_mut::<8>()) else {
+            if let Some(rest) = buf.get_mut(at..len) {
+                rest.make_ascii_lowercase();
+            }
+            return;
+        };
+        let w = u64::from_le_bytes(*c);
+        let lowered = if left >= 8 {
+            lower(w)
+        } else {
+            // `left` is 1..=7: the mask covers the name's bytes only.
+            let mask = u64::MAX >> (8usize.saturating_sub(left).saturating_mul(8));
+            (lower(w) & mask) | (w & !mask)
+        };
+        *c = lowered.to_le_bytes();
+        at = at.saturating_add(8);
+    }
 }
 
 /// A field [`make_utf8`] made valid.
@@ -112,6 +164,32 @@ fn is_ascii(bytes: &[u8]) -> bool {
     high & 0x8080_8080_8080_8080 == 0 && chunks.remainder().is_ascii()
 }
 
+/// `a == b`, eight bytes at a time (the last word overlapping the one before when the length
+/// is not a multiple of eight): wasm's `memcmp` goes a byte at a time, and the token cache
+/// compares a whole token on every hit.
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    fn word(s: &[u8]) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(s.get(..8).unwrap_or(&[0; 8]));
+        u64::from_le_bytes(w)
+    }
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let tail = a.len().saturating_sub(8);
+    let (ta, tb) = (
+        a.get(tail..).unwrap_or_default(),
+        b.get(tail..).unwrap_or_default(),
+    );
+    a.chunks_exact(8)
+        .zip(b.chunks_exact(8))
+        .all(|(x, y)| word(x) == word(y))
+        && word(ta) == word(tb)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +209,47 @@ mod tests {
         out
     }
 
+    /// Every byte at every position of prefixes up to 24 bytes of buffers up to 3 bytes
+    /// longer: the prefix as `make_ascii_lowercase` makes it, the rest untouched.
+    #[test]
+    fn lowercase_prefix_is_make_ascii_lowercase() {
+        for len in 0..24usize {
+            for extra in 0..4usize {
+                for at in 0..(len + extra).max(1) {
+                    for b in 0..=255u8 {
+                        let mut buf: Vec<u8> =
+                            (0..len + extra).map(|i| b"Xy-Z@[`{"[i % 8]).collect();
+                        if let Some(x) = buf.get_mut(at) {
+                            *x = b;
+                        }
+                        let mut expected = buf.clone();
+                        expected[..len].make_ascii_lowercase();
+                        lowercase_prefix(&mut buf, len);
+                        assert_eq!(buf, expected, "{len} {extra} {at} {b}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Equal and unequal slices of every length up to 40, differing at every position.
+    #[test]
+    fn same_bytes_is_equality() {
+        for len in 0..40usize {
+            let a: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()), "{len}");
+            for at in 0..len {
+                let mut b = a.clone();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(&a, &b), "{len} {at}");
+                assert!(!same_bytes(&b, &a), "{len} {at}");
+            }
+            let mut longer = a.clone();
+            longer.push(0);
+            assert!(!same_bytes(&a, &longer), "{len}");
+        }
+    }
+
     #[test]
     fn names_lowercase_values_as_sent() {
         let mut b = encode(&[
@@ -140,15 +259,15 @@ mod tests {
         ]);
         let m = decode_map(&mut b).unwrap();
         assert_eq!(
-            m,
-            vec![
+            *m,
+            [
                 (":path", "/A?b=C"),
                 ("authorization", "Bearer AbC"),
                 ("x-empty", "")
             ]
         );
         let mut empty = Vec::new();
-        assert_eq!(decode_map(&mut empty), Some(vec![]));
+        assert_eq!(decode_map(&mut empty).as_deref(), Some(&[][..]));
     }
 
     #[test]

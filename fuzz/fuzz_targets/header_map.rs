@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let Some(map) = bouncer::wire::decode_map(&mut bytes) else {
         return;
     };
-    for (name, _) in &map {
+    for (name, _) in map.iter() {
         assert!(!name.bytes().any(|b| b.is_ascii_uppercase()), "{name:?}");
     }
     let owned: Vec<(String, String)> = map

@@ -57,10 +57,20 @@ impl JwtCredentials {
 
     /// The credential with this key.
     pub fn get(&self, key: &str) -> Option<&JwtCredential> {
+        self.find(key).map(|(_, c)| c)
+    }
+
+    /// The credential with this key and its index (for [`JwtCredentials::at`]).
+    pub fn find(&self, key: &str) -> Option<(usize, &JwtCredential)> {
         let i = self
             .0
             .binary_search_by(|c| c.key_id.as_str().cmp(key))
             .ok()?;
+        Some((i, self.0.get(i)?))
+    }
+
+    /// The credential at index `i`, as [`JwtCredentials::find`] gave it.
+    pub fn at(&self, i: usize) -> Option<&JwtCredential> {
         self.0.get(i)
     }
 

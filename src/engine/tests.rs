@@ -1099,7 +1099,7 @@ fn a_cache_entry_for_a_removed_jwks_key_is_not_trusted() {
     let env = CountingEnv::default();
     let fake = Arc::new(VerifiedToken {
         consumer: 0,
-        credential: Some("removed-kid".into()),
+        credential: Some(Credential::Named("removed-kid".into())),
         provider: Some(0),
         key: None,
         claims: serde_json::from_value(json!({"iss": "https://idp", "exp": NOW + 60.0})).unwrap(),

@@ -359,7 +359,7 @@ impl Http {
     fn run(&mut self, w: &Rc<Worker>, may_wait: bool) -> Action {
         let mut raw = hostio::header_map_bytes(MapType::HttpRequestHeaders);
         let headers = hostio::decode_map(&mut raw).unwrap_or_default();
-        let req = RequestView::from_headers(&headers);
+        let req = RequestView::from_map(&headers);
         let t = now();
         let mut signals = Signals::default();
         let keys = WorkerKeys {

@@ -17,14 +17,14 @@
 
 use super::metrics::{Counter, Metrics};
 use super::shared;
-use crate::engine::{CacheHit, VerifiedToken};
+use crate::engine::{CacheHit, Credential, VerifiedToken};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bouncer_crypto::sha256;
+use hashbrown::{Equivalent, HashMap};
 use serde_json::Value;
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 /// Entries per generation of the per-worker cache.
@@ -66,7 +66,40 @@ struct Entry {
     bytes: usize,
 }
 
-type Map = HashMap<String, Entry, BuildHasherDefault<FxHasher>>;
+/// A cached token's text, the key of the per-worker level.
+struct Key(Box<str>);
+
+/// A token looked up: hashed as its [`Key`] would be, compared eight bytes at a time (the
+/// comparison of a hit reads the whole token; wasm's `memcmp` goes a byte at a time).
+struct Lookup<'a>(&'a str);
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.0.as_bytes());
+    }
+}
+
+impl Hash for Lookup<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.0.as_bytes());
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        crate::wire::same_bytes(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
+impl Eq for Key {}
+
+impl Equivalent<Key> for Lookup<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        crate::wire::same_bytes(self.0.as_bytes(), key.0.as_bytes())
+    }
+}
+
+type Map = HashMap<Key, Entry, BuildHasherDefault<FxHasher>>;
 
 /// One generation: its entries and their bytes.
 #[derive(Default)]
@@ -121,13 +154,21 @@ pub fn entry_bytes(token: &str, v: &VerifiedToken) -> usize {
     FIXED
         .saturating_add(token.len())
         .saturating_add(v.payload_segment.capacity())
-        .saturating_add(v.credential.as_ref().map_or(0, String::capacity))
+        .saturating_add(match &v.credential {
+            Some(Credential::Named(s)) => s.capacity(),
+            Some(Credential::Config(_)) | None => 0,
+        })
         .saturating_add(map_bytes(&v.claims))
 }
 
 /// A shared entry: the 32-byte key digest, then [`encode`]'s bytes.
 const NO_PROVIDER: u32 = u32::MAX;
-const HAS_CREDENTIAL: u8 = 1;
+/// Flags: the credential follows as its text (a `kid`)...
+const NAMED_CREDENTIAL: u8 = 1;
+/// ... or as the index of the configuration's JWT credential (u32 LE; the key digests the
+/// configuration, so every worker reading it has the same one; the engine checks the index
+/// belongs to the consumer before using it).
+const CONFIG_CREDENTIAL: u8 = 2;
 
 /// consumer (u32 LE), provider (u32 LE, [`NO_PROVIDER`] for none), flags, credential bytes.
 fn encode(digest: &[u8; 32], v: &VerifiedToken) -> Option<Vec<u8>> {
@@ -136,17 +177,21 @@ fn encode(digest: &[u8; 32], v: &VerifiedToken) -> Option<Vec<u8>> {
         Some(p) => u32::try_from(p).ok().filter(|p| *p != NO_PROVIDER)?,
         None => NO_PROVIDER,
     };
-    let cred = v.credential.as_deref().unwrap_or("");
+    let index;
+    let (flags, cred): (u8, &[u8]) = match &v.credential {
+        None => (0, &[]),
+        Some(Credential::Named(s)) => (NAMED_CREDENTIAL, s.as_bytes()),
+        Some(Credential::Config(i)) => {
+            index = u32::try_from(*i).ok()?.to_le_bytes();
+            (CONFIG_CREDENTIAL, &index)
+        }
+    };
     let mut out = Vec::with_capacity(cred.len().saturating_add(41));
     out.extend_from_slice(digest);
     out.extend_from_slice(&consumer.to_le_bytes());
     out.extend_from_slice(&provider.to_le_bytes());
-    out.push(if v.credential.is_some() {
-        HAS_CREDENTIAL
-    } else {
-        0
-    });
-    out.extend_from_slice(cred.as_bytes());
+    out.push(flags);
+    out.extend_from_slice(cred);
     Some(out)
 }
 
@@ -167,7 +212,10 @@ fn decode(digest: &[u8; 32], bytes: &[u8]) -> Option<CacheHit> {
     Some(CacheHit::Signature {
         consumer: usize::try_from(le_u32(consumer)?).ok()?,
         credential: match *flags {
-            HAS_CREDENTIAL => Some(std::str::from_utf8(cred).ok()?.to_owned()),
+            NAMED_CREDENTIAL => Some(Credential::Named(
+                std::str::from_utf8(cred).ok()?.to_owned(),
+            )),
+            CONFIG_CREDENTIAL => Some(Credential::Config(usize::try_from(le_u32(cred)?).ok()?)),
             0 if cred.is_empty() => None,
             _ => return None,
         },
@@ -205,7 +253,7 @@ fn is_hmac(token: &str) -> bool {
 /// What the last shared-level lookup found, so that remembering the same token does not
 /// hash it again, nor rewrite an entry it read. (An HMAC token skips the shared level and
 /// leaves none: `put` tells that again from the token, without a copy of it.)
-struct Lookup {
+struct LastLookup {
     token: String,
     shared: ([u8; 32], String),
     hit: bool,
@@ -216,7 +264,7 @@ struct Lookup {
 pub struct TokenCache {
     young: RefCell<Generation>,
     old: RefCell<Generation>,
-    last: RefCell<Option<Lookup>>,
+    last: RefCell<Option<LastLookup>>,
 }
 
 impl TokenCache {
@@ -231,13 +279,13 @@ impl TokenCache {
 
     /// Look a token up: this worker first, then shared data.
     pub fn get(&self, fingerprint: &[u8; 32], token: &str, metrics: &Metrics) -> Option<CacheHit> {
-        if let Some(e) = self.young.borrow().map.get(token) {
+        if let Some(e) = self.young.borrow().map.get(&Lookup(token)) {
             metrics.inc(Counter::TokenHitsLocal);
             return Some(CacheHit::Full(Arc::clone(&e.token)));
         }
         let promoted = {
             let mut old = self.old.borrow_mut();
-            let e = old.map.remove(token);
+            let e = old.map.remove(&Lookup(token));
             if let Some(e) = &e {
                 old.bytes = old.bytes.saturating_sub(e.bytes);
             }
@@ -258,7 +306,7 @@ impl TokenCache {
         } else {
             Counter::TokenMisses
         });
-        *self.last.borrow_mut() = shared.map(|shared| Lookup {
+        *self.last.borrow_mut() = shared.map(|shared| LastLookup {
             token: token.to_owned(),
             shared,
             hit: hit.is_some(),
@@ -287,7 +335,7 @@ impl TokenCache {
             *self.old.borrow_mut() = full;
         }
         young.bytes = young.bytes.saturating_add(e.bytes);
-        if let Some(prev) = young.map.insert(token.to_owned(), e) {
+        if let Some(prev) = young.map.insert(Key(token.into()), e) {
             young.bytes = young.bytes.saturating_sub(prev.bytes);
         }
     }
