@@ -14,6 +14,7 @@ mod cases;
 mod deployment;
 mod headers;
 mod hotpath;
+mod instructions;
 mod jwks;
 mod jwt;
 mod observability;
