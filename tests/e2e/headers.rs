@@ -488,3 +488,58 @@ fn kong_location_snippet_drops_method_override_and_underscore_spellings() {
         .get_all("x-http-method-override")
         .is_empty());
 }
+
+/// A token verified by another worker (read from shared data, which names the credential by
+/// its index in the configuration) gives the upstream the same identity headers, for a
+/// credential that is not the configuration's first.
+#[test]
+fn a_token_verified_by_another_worker_names_the_same_credential() {
+    for profile in PROFILES {
+        let h = host(profile);
+        let cfg = json!({"consumers": [
+            {"username": "web", "jwt_secrets": [
+                {"key": "a-web", "algorithm": "HS256", "secret": SECRET}]},
+            {"username": "mobile", "custom_id": "app", "jwt_secrets": [
+                {"key": "a-mobile", "algorithm": "HS256", "secret": SECRET},
+                {"key": "bouncer-vectors", "algorithm": "RS256",
+                 "rsa_public_key": read_vector_file("keys/rsa2048_public.pem")}]}]});
+        let rs = || get("/").header("authorization", &bearer(&vector("valid_RS256")));
+        let mut a = filter(&h, &cfg);
+        let first = run(&mut a, rs());
+        // The entry written for the other workers: digest, consumer, provider, flags, the
+        // credential's index (u32 LE).
+        let (key, entry) = (0..16384)
+            .map(|n| format!("bouncer/tok/{n}"))
+            .find_map(|k| h.shared_data(&k).map(|(v, _)| (k, v)))
+            .expect("an entry for the other workers");
+        assert_eq!(entry.len(), 45, "{profile:?}: {entry:?}");
+        assert_eq!(entry[40], 2, "{profile:?}: named by its index");
+        let check = |out: &bouncer_harness::Outcome| {
+            assert_eq!(upstream(out, "x-consumer-username"), Some("mobile"));
+            assert_eq!(upstream(out, "x-consumer-custom-id"), Some("app"));
+            assert_eq!(
+                upstream(out, "x-credential-identifier"),
+                Some("bouncer-vectors")
+            );
+        };
+        check(&first);
+        let mut b = filter(&h, &cfg);
+        bouncer_harness::count_host_calls(true);
+        let other = run(&mut b, rs());
+        let calls = bouncer_harness::take_host_calls();
+        bouncer_harness::count_host_calls(false);
+        assert_eq!(
+            calls.get("proxy_set_shared_data"),
+            None,
+            "{profile:?}: read, not verified"
+        );
+        check(&other);
+        // An index that names another consumer's credential (1: `a-web`, the keys in order)
+        // is not trusted: the token is verified again.
+        let mut forged = entry.clone();
+        forged[41..45].copy_from_slice(&1u32.to_le_bytes());
+        h.set_shared_data(&key, &forged);
+        let mut c = filter(&h, &cfg);
+        check(&run(&mut c, rs()));
+    }
+}
