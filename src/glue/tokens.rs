@@ -234,13 +234,14 @@ fn is_hmac(token: &str) -> bool {
         #[serde(borrow)]
         alg: Option<&'a str>,
     }
+    // The usual layout, `{"alg":"HS...`, read without decoding (the prefix has no `.`, so
+    // the token starts with it exactly when its header does).
+    if token.starts_with("eyJhbGciOiJIUz") {
+        return true;
+    }
     let Some((header, _)) = token.split_once('.') else {
         return false;
     };
-    // The usual layout, `{"alg":"HS...`, read without decoding.
-    if header.starts_with("eyJhbGciOiJIUz") {
-        return true;
-    }
     let Ok(bytes) = URL_SAFE_NO_PAD.decode(header) else {
         return false;
     };
