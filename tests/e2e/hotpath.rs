@@ -43,10 +43,7 @@ const FOUR: &[(&str, u64)] = &[
 ];
 
 fn web(path: &str) -> Request {
-    get(path)
-        .header("authorization", &bearer(&hs256(claims("web-key"))))
-        .header("user-agent", "curl/8")
-        .header("accept", "*/*")
+    get_with_token(path, &hs256(claims("web-key")))
 }
 
 #[test]

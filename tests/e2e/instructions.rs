@@ -36,13 +36,6 @@ fn instructions(f: &mut Filter, req: Request) -> u64 {
     f.wasm_instructions().unwrap() - before
 }
 
-fn web(path: &str, token: &str) -> Request {
-    get(path)
-        .header("authorization", &bearer(token))
-        .header("user-agent", "curl/8")
-        .header("accept", "*/*")
-}
-
 /// Each path's instructions against its ceiling (about 10 % above what this build costs).
 #[test]
 fn each_hot_path_stays_under_its_instruction_ceiling() {
@@ -52,8 +45,8 @@ fn each_hot_path_stays_under_its_instruction_ceiling() {
             .filter(&h, &base_config().to_string())
             .unwrap_or_else(|e| panic!("config refused: {e}"));
         let token = hs256(claims("web-key"));
-        let first = instructions(&mut f, web("/api/v1/orders?page=2", &token));
-        let cached = instructions(&mut f, web("/api/v1/orders?page=2", &token));
+        let first = instructions(&mut f, get_with_token("/api/v1/orders?page=2", &token));
+        let cached = instructions(&mut f, get_with_token("/api/v1/orders?page=2", &token));
         let rs = || get("/api/v1/orders").header("authorization", &bearer(&vector("valid_RS256")));
         let _ = instructions(&mut f, rs());
         let cached_rs = instructions(&mut f, rs());
@@ -68,7 +61,7 @@ fn each_hot_path_stays_under_its_instruction_ceiling() {
             c["jti"] = format!("instructions-{i}").into();
             new.push(instructions(
                 &mut f,
-                web("/api/v1/orders?page=2", &hs256(c)),
+                get_with_token("/api/v1/orders?page=2", &hs256(c)),
             ));
         }
         new.sort_unstable();

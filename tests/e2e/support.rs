@@ -115,6 +115,14 @@ pub fn get(path: &str) -> Request {
     Request::new("GET", path)
 }
 
+/// A browser-like GET with a bearer token (the hot-path tests' request).
+pub fn get_with_token(path: &str, token: &str) -> Request {
+    get(path)
+        .header("authorization", &bearer(token))
+        .header("user-agent", "curl/8")
+        .header("accept", "*/*")
+}
+
 pub fn hex_sha256(s: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(s.as_bytes())
