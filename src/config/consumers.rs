@@ -40,7 +40,7 @@ thread_local! {
 }
 
 /// Set the [`Counts`] the next parse sizes its tables with, and whether it is exact.
-pub(super) fn expect(counts: Counts, exact: bool) {
+pub(super) fn size_next_parse(counts: Counts, exact: bool) {
     COUNTS.with(|c| c.set(counts));
     EXACT.with(|e| e.set(exact));
 }

@@ -298,10 +298,10 @@ impl Policy {
 /// uniqueness checks: `None` on any error or duplicate (then [`parse`] tells which).
 fn parse_fast(text: &str, counts: consumers::Counts) -> Option<RawConfig> {
     use serde::Deserialize as _;
-    consumers::expect(counts, false);
+    consumers::size_next_parse(counts, false);
     let mut de = serde_json::Deserializer::from_str(text);
     let raw = RawConfig::deserialize(&mut de);
-    consumers::expect(consumers::Counts::default(), false);
+    consumers::size_next_parse(consumers::Counts::default(), false);
     let mut raw = raw.ok()?;
     de.end().ok()?;
     (!raw.consumers.needs_exact()).then_some(raw)
@@ -310,10 +310,10 @@ fn parse_fast(text: &str, counts: consumers::Counts) -> Option<RawConfig> {
 /// The typed parse, exactly: serde's errors with their JSON path, consumers compiled as they
 /// come ([`consumers`]) and checked for duplicates in order.
 fn parse(text: &str, counts: consumers::Counts) -> Result<RawConfig, ConfigError> {
-    consumers::expect(counts, true);
+    consumers::size_next_parse(counts, true);
     let mut de = serde_json::Deserializer::from_str(text);
     let raw: Result<RawConfig, _> = serde_path_to_error::deserialize(&mut de);
-    consumers::expect(consumers::Counts::default(), false);
+    consumers::size_next_parse(consumers::Counts::default(), false);
     let raw = raw.map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
