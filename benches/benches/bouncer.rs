@@ -767,6 +767,123 @@ fn api_key(p: &Params, h: &Harness) -> Row {
     }
 }
 
+/// Cold caches: each request timed alone, after the bench wrote `BENCH_EVICT_KIB` (default
+/// 1024, this machine's L2 per core) of other memory, so that the module's code and data come
+/// from the last-level cache or memory, as in Kong's engine, where nginx and the kernel run
+/// between two requests (and between two callbacks). Warm, the harness runs a cached request's
+/// module code in about a third of the time perf measures in the engine; cold, within about
+/// 10 % of it (docs/PERFORMANCE.md, "Cold caches").
+struct Evictor(Vec<u8>);
+
+impl Evictor {
+    fn new() -> Evictor {
+        Evictor(vec![0; env_usize("BENCH_EVICT_KIB", 1024).max(1) * 1024])
+    }
+
+    fn evict(&mut self) {
+        for i in (0..self.0.len()).step_by(64) {
+            self.0[i] = self.0[i].wrapping_add(1);
+        }
+        std::hint::black_box(&self.0);
+    }
+}
+
+/// The cold-cache rows: the no-op, the host-call floor, cached HS256 and RS256, an API key
+/// and a new HS256 token, in that order, interleaved request by request (so that a slow
+/// stretch of the machine falls on every row alike).
+fn cold_rows(
+    p: &Params,
+    h: &Harness,
+    noop: &Harness,
+    algos: &[Algo],
+) -> Vec<(&'static str, Stats)> {
+    use sha2::Digest;
+    let hs = &algos[0];
+    let rs = algos.iter().find(|a| a.alg == Alg::RS256).unwrap();
+    let key = "bench-api-key-0123456789abcdef";
+    let digest: String = sha2::Sha256::digest(key)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut config = algo_config(algos);
+    config["consumers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"username": "svc", "groups": ["services"],
+            "keyauth_credentials": [{"id": "svc-key-1", "key_sha256": digest}]}));
+    let host = host();
+    let mut fnoop = noop.filter(&host, "").unwrap();
+    let mut ffloor = noop.filter(&host, "host-calls:4").unwrap();
+    let mut f = filter(h, &host, &config);
+    let hs_token = hs.token(1, &json!({}));
+    let rs_token = rs.token(1, &json!({}));
+    let samples = (p.samples * 10).max(50);
+    let fresh: Vec<String> = (0..samples)
+        .map(|i| hs.token(20_000_000 + i as u64, &json!({})))
+        .collect();
+    for _ in 0..20 {
+        run_ok(&mut fnoop, request(&hs_token));
+        run_ok(&mut ffloor, request(&hs_token));
+        run_ok(&mut f, request(&hs_token));
+        run_ok(&mut f, request(&rs_token));
+        run_ok(&mut f, request_to("GET", PATH).header("apikey", key));
+    }
+    let mut ev = Evictor::new();
+    let mut times: [Vec<f64>; 6] = Default::default();
+    bouncer_harness::time_host_calls(true);
+    for token in &fresh {
+        // The module's time: the request's minus its host calls' (the harness's host code,
+        // cold too, is not what Kong's engine would spend).
+        let mut one = |f: &mut Filter, r: Request| {
+            ev.evict();
+            bouncer_harness::take_host_time();
+            let t = Instant::now();
+            run_ok(f, r);
+            let all = t.elapsed();
+            all.saturating_sub(bouncer_harness::take_host_time())
+                .as_secs_f64()
+                * 1e6
+        };
+        times[0].push(one(&mut fnoop, request(&hs_token)));
+        times[1].push(one(&mut ffloor, request(&hs_token)));
+        times[2].push(one(&mut f, request(&hs_token)));
+        times[3].push(one(&mut f, request(&rs_token)));
+        times[4].push(one(&mut f, request_to("GET", PATH).header("apikey", key)));
+        times[5].push(one(&mut f, request(token)));
+    }
+    let labels = [
+        "no-op filter",
+        "host-call floor (the calls of a cached request)",
+        "cached HS256",
+        "cached RS256",
+        "API key",
+        "new HS256 token",
+    ];
+    bouncer_harness::time_host_calls(false);
+    labels
+        .into_iter()
+        .zip(times.into_iter().map(stats))
+        .collect()
+}
+
+fn print_cold(cold: &[(&str, Stats)]) {
+    println!();
+    println!(
+        "Cold caches: the module's time per request (the request's minus its host calls'), {} KiB written before each request, rows interleaved:",
+        env_usize("BENCH_EVICT_KIB", 1024).max(1)
+    );
+    println!("| request, cold caches | module µs, median [p25–p75] | over the no-op | over the host-call floor |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (what, s) in cold {
+        println!(
+            "| {what} | {} | {:.2} | {:.2} |",
+            spread(*s),
+            s.med - cold[0].1.med,
+            s.med - cold[1].1.med
+        );
+    }
+}
+
 /// A cached HS256 token in a `jwt-token` cookie, a request with 4,000 distinct `jwt-token`
 /// cookies (55 KB: the answer is `Multiple tokens provided`, found at the second), and that
 /// request through the no-op filter (what carrying 55 KB costs the host alone).
@@ -1171,6 +1288,13 @@ fn main() {
     }
     let started = Instant::now();
     let wasm = filter_path();
+    if std::env::var("BENCH_COLD_ONLY").is_ok_and(|v| v == "1") {
+        let floor_path =
+            bouncer_harness::bouncer_wasm_path().with_file_name("bouncer_bench_floor.wasm");
+        eprintln!("bench: cold caches only ({})", wasm.display());
+        print_cold(&cold_rows(&p, &load(&wasm), &load(&floor_path), &algos));
+        return;
+    }
     let floor_path =
         bouncer_harness::bouncer_wasm_path().with_file_name("bouncer_bench_floor.wasm");
     eprintln!(
@@ -1200,6 +1324,8 @@ fn main() {
     let (authz_hit, no_authz) = authz(&p, &h, hs);
     let opa_rows = opa(&p, &h, hs);
     let (one_cookie, many_cookies, noop_cookies) = cookies(&p, &h, &noop, hs);
+    eprintln!("bench: cold caches");
+    let cold = cold_rows(&p, &h, &noop, &algos);
     let mem_tokens = env_usize("BENCH_MEMORY_TOKENS", 100_000);
     let mem = (mem_tokens > 0).then(|| {
         eprintln!("bench: memory after {mem_tokens} distinct EdDSA tokens");
@@ -1349,6 +1475,7 @@ fn main() {
             net(many_cookies.s) / net(one_cookie.s)
         ),
     );
+    print_cold(&cold);
     if let Some((points, entries, bytes)) = mem {
         println!();
         let pts: Vec<String> = points

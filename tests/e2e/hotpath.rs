@@ -152,3 +152,28 @@ fn a_cached_authorization_decision_costs_one_shared_read() {
         expect("authz cache hit", &calls(&mut f, req()), &want);
     }
 }
+
+/// The bench's cold-cache rows take the module's time as the request's minus its host calls'
+/// (`time_host_calls`): that time is summed only while timing is on, is part of the request's
+/// time, and restarts from zero when taken.
+#[test]
+fn host_call_time_is_summed_only_while_timing() {
+    use bouncer_harness::{take_host_time, time_host_calls};
+    use std::time::{Duration, Instant};
+    let h = host(Profile::Kong);
+    let mut f = filter(&h, &base_config());
+    let _ = run(&mut f, web("/api/v1/orders?page=2"));
+    let _ = run(&mut f, web("/api/v1/orders?page=2"));
+    assert_eq!(take_host_time(), Duration::ZERO, "not timing");
+    time_host_calls(true);
+    let t = Instant::now();
+    assert!(run(&mut f, web("/api/v1/orders?page=2")).is_allowed());
+    let all = t.elapsed();
+    let spent = take_host_time();
+    let again = take_host_time();
+    time_host_calls(false);
+    assert!(spent > Duration::ZERO && spent < all, "{spent:?} of {all:?}");
+    assert_eq!(again, Duration::ZERO, "taken: restarts from zero");
+    let _ = run(&mut f, web("/api/v1/orders?page=2"));
+    assert_eq!(take_host_time(), Duration::ZERO, "timing stopped");
+}

@@ -591,14 +591,33 @@ fn continue_stream(c: &mut C<'_>, stream_type: u32) -> u32 {
     }
 }
 
-/// Count one call of the host function `name`, when counting is on (`count_host_calls`).
-fn tally(c: &C<'_>, name: &'static str) {
+/// Count one call of the host function `name`, when counting is on (`count_host_calls`);
+/// the guard adds the call's time to [`take_host_time`] when timing is on (`time_host_calls`).
+fn tally(c: &C<'_>, name: &'static str) -> HostTimer {
     let _ = c;
     HOST_CALLS.with(|m| {
         if let Some(m) = m.borrow_mut().as_mut() {
             *m.entry(name).or_insert(0) += 1;
         }
     });
+    HostTimer(HOST_TIME.with(|t| t.get().is_some().then(std::time::Instant::now)))
+}
+
+/// Times one host call (see [`tally`]); `None` when not timing.
+struct HostTimer(Option<std::time::Instant>);
+
+impl Drop for HostTimer {
+    fn drop(&mut self) {
+        if let Some(start) = self.0 {
+            let spent = start.elapsed();
+            HOST_TIME.with(|t| t.set(t.get().map(|sum| sum + spent)));
+        }
+    }
+}
+
+thread_local! {
+    /// Time spent in host calls on this thread while timing. `None`: not timing.
+    static HOST_TIME: std::cell::Cell<Option<std::time::Duration>> = const { std::cell::Cell::new(None) };
 }
 
 thread_local! {
@@ -606,6 +625,25 @@ thread_local! {
     /// caller's thread). `None`: not counting.
     static HOST_CALLS: std::cell::RefCell<Option<std::collections::BTreeMap<&'static str, u64>>> =
         const { std::cell::RefCell::new(None) };
+}
+
+/// Start timing the host calls modules make on this thread (from zero), or stop. With
+/// [`take_host_time`], what a callback spent in the module's own code is its time minus its
+/// host calls' (the bench's cold-cache rows).
+pub fn time_host_calls(on: bool) {
+    HOST_TIME.with(|t| t.set(on.then_some(std::time::Duration::ZERO)));
+}
+
+/// The time spent in host calls on this thread since timing started or since the last call
+/// (zero when not timing); the sum restarts from zero.
+pub fn take_host_time() -> std::time::Duration {
+    HOST_TIME.with(|t| match t.get() {
+        Some(sum) => {
+            t.set(Some(std::time::Duration::ZERO));
+            sum
+        }
+        None => std::time::Duration::ZERO,
+    })
 }
 
 /// Start counting the host calls modules make on this thread (from zero), or stop.
@@ -634,7 +672,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_log",
         |mut c: C<'_>, level: u32, ptr: u32, len: u32| -> Result<u32> {
-            tally(&c, "proxy_log");
+            let _host = tally(&c, "proxy_log");
             let Some(level) = LogLevel::from_u32(level) else {
                 return Ok(BAD_ARGUMENT);
             };
@@ -649,7 +687,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_log_level",
         |mut c: C<'_>, ret: u32| -> Result<u32> {
-            tally(&c, "proxy_get_log_level");
+            let _host = tally(&c, "proxy_get_log_level");
             // Kong declares it with another signature: modules importing it do not load there
             // (checked when the filter is created).
             let level = c.data().host.log_level.load(Ordering::Relaxed);
@@ -664,7 +702,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_current_time_nanoseconds",
         |mut c: C<'_>, ret: u32| -> Result<u32> {
-            tally(&c, "proxy_get_current_time_nanoseconds");
+            let _host = tally(&c, "proxy_get_current_time_nanoseconds");
             let now = c.data().host.now();
             Ok(if write(&mut c, ret, &now.to_le_bytes()) {
                 OK
@@ -674,7 +712,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         },
     )?;
     l.func_wrap(env, "proxy_set_tick_period_milliseconds", |mut c: C<'_>, period: u32| -> Result<u32> {
-            tally(&c, "proxy_set_tick_period_milliseconds");
+            let _host = tally(&c, "proxy_set_tick_period_milliseconds");
         let s = c.data_mut();
         let kong = s.kong();
         let root = match s.streams.get(&s.current) {
@@ -701,7 +739,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_configuration",
         |mut c: C<'_>, ptr_ptr: u32, size_ptr: u32| -> Result<u32> {
-            tally(&c, "proxy_get_configuration");
+            let _host = tally(&c, "proxy_get_configuration");
             let s = c.data();
             let cfg = s.roots.get(&s.current).cloned().unwrap_or_default();
             copy_out(&mut c, &cfg, ptr_ptr, size_ptr)
@@ -717,7 +755,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
          ptr_ptr: u32,
          size_ptr: u32|
          -> Result<u32> {
-            tally(&c, "proxy_get_buffer_bytes");
+            let _host = tally(&c, "proxy_get_buffer_bytes");
             let buf = match buffer(&mut c, kind)? {
                 Ok(b) => b,
                 Err(status) => return Ok(status),
@@ -734,7 +772,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_buffer_status",
         |mut c: C<'_>, kind: u32, len_ptr: u32, flags_ptr: u32| -> Result<u32> {
-            tally(&c, "proxy_get_buffer_status");
+            let _host = tally(&c, "proxy_get_buffer_status");
             let buf = match buffer(&mut c, kind)? {
                 Ok(b) => b,
                 Err(status) => return Ok(status),
@@ -752,7 +790,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_set_buffer_bytes",
         |mut c: C<'_>, kind: u32, start: u32, size: u32, ptr: u32, len: u32| -> Result<u32> {
-            tally(&c, "proxy_set_buffer_bytes");
+            let _host = tally(&c, "proxy_set_buffer_bytes");
             let Some(value) = read(&mut c, ptr, len) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -777,7 +815,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_header_map_pairs",
         |mut c: C<'_>, map: u32, ptr_ptr: u32, size_ptr: u32| -> Result<u32> {
-            tally(&c, "proxy_get_header_map_pairs");
+            let _host = tally(&c, "proxy_get_header_map_pairs");
             match get_map(c.data(), map).map(serialize_map) {
                 Ok(bytes) => copy_out(&mut c, &bytes, ptr_ptr, size_ptr),
                 Err(status) => Ok(status),
@@ -788,7 +826,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_header_map_size",
         |mut c: C<'_>, map: u32, size_ptr: u32| -> Result<u32> {
-            tally(&c, "proxy_get_header_map_size");
+            let _host = tally(&c, "proxy_get_header_map_size");
             match get_map(c.data(), map) {
                 Ok(pairs) => {
                     let n = serialize_map(pairs).len() as u32;
@@ -806,7 +844,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_set_header_map_pairs",
         |mut c: C<'_>, map: u32, ptr: u32, len: u32| -> Result<u32> {
-            tally(&c, "proxy_set_header_map_pairs");
+            let _host = tally(&c, "proxy_set_header_map_pairs");
             let Some(bytes) = read(&mut c, ptr, len) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -844,7 +882,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
          ptr_ptr: u32,
          size_ptr: u32|
          -> Result<u32> {
-            tally(&c, "proxy_get_header_map_value");
+            let _host = tally(&c, "proxy_get_header_map_value");
             let Some(key) = read_str(&mut c, kptr, klen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -862,7 +900,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_replace_header_map_value",
         |mut c: C<'_>, map: u32, kptr: u32, klen: u32, vptr: u32, vlen: u32| -> Result<u32> {
-            tally(&c, "proxy_replace_header_map_value");
+            let _host = tally(&c, "proxy_replace_header_map_value");
             let (Some(k), Some(v)) = (read_str(&mut c, kptr, klen), read_str(&mut c, vptr, vlen))
             else {
                 return Ok(INVALID_MEMORY_ACCESS);
@@ -874,7 +912,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_remove_header_map_value",
         |mut c: C<'_>, map: u32, kptr: u32, klen: u32| -> Result<u32> {
-            tally(&c, "proxy_remove_header_map_value");
+            let _host = tally(&c, "proxy_remove_header_map_value");
             let Some(k) = read_str(&mut c, kptr, klen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -885,7 +923,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_add_header_map_value",
         |mut c: C<'_>, map: u32, kptr: u32, klen: u32, vptr: u32, vlen: u32| -> Result<u32> {
-            tally(&c, "proxy_add_header_map_value");
+            let _host = tally(&c, "proxy_add_header_map_value");
             let (Some(k), Some(v)) = (read_str(&mut c, kptr, klen), read_str(&mut c, vptr, vlen))
             else {
                 return Ok(INVALID_MEMORY_ACCESS);
@@ -899,7 +937,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_property",
         |mut c: C<'_>, pptr: u32, plen: u32, ptr_ptr: u32, size_ptr: u32| -> Result<u32> {
-            tally(&c, "proxy_get_property");
+            let _host = tally(&c, "proxy_get_property");
             let Some(path) = read(&mut c, pptr, plen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -913,7 +951,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_set_property",
         |mut c: C<'_>, pptr: u32, plen: u32, vptr: u32, vlen: u32| -> Result<u32> {
-            tally(&c, "proxy_set_property");
+            let _host = tally(&c, "proxy_set_property");
             let (Some(path), Some(value)) = (read(&mut c, pptr, plen), read(&mut c, vptr, vlen))
             else {
                 return Ok(INVALID_MEMORY_ACCESS);
@@ -952,7 +990,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
          size_ptr: u32,
          cas_ptr: u32|
          -> Result<u32> {
-            tally(&c, "proxy_get_shared_data");
+            let _host = tally(&c, "proxy_get_shared_data");
             let Some(key) = read(&mut c, kptr, klen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -972,7 +1010,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_set_shared_data",
         |mut c: C<'_>, kptr: u32, klen: u32, vptr: u32, vlen: u32, cas: u32| -> Result<u32> {
-            tally(&c, "proxy_set_shared_data");
+            let _host = tally(&c, "proxy_set_shared_data");
             let (Some(key), Some(value)) = (read(&mut c, kptr, klen), read(&mut c, vptr, vlen))
             else {
                 return Ok(INVALID_MEMORY_ACCESS);
@@ -1002,7 +1040,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_register_shared_queue",
         |mut c: C<'_>, nptr: u32, nlen: u32, id_ptr: u32| -> Result<u32> {
-            tally(&c, "proxy_register_shared_queue");
+            let _host = tally(&c, "proxy_register_shared_queue");
             let Some(name) = read(&mut c, nptr, nlen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -1024,7 +1062,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_resolve_shared_queue",
         |mut c: C<'_>, _vptr: u32, _vlen: u32, nptr: u32, nlen: u32, id_ptr: u32| -> Result<u32> {
-            tally(&c, "proxy_resolve_shared_queue");
+            let _host = tally(&c, "proxy_resolve_shared_queue");
             kong_nyi(&c, "proxy_resolve_shared_queue")?;
             let Some(name) = read(&mut c, nptr, nlen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
@@ -1044,7 +1082,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_dequeue_shared_queue",
         |mut c: C<'_>, id: u32, ptr_ptr: u32, size_ptr: u32| -> Result<u32> {
-            tally(&c, "proxy_dequeue_shared_queue");
+            let _host = tally(&c, "proxy_dequeue_shared_queue");
             let item = {
                 let mut q = lock(&c.data().host.queues);
                 match q.items.get_mut(&id) {
@@ -1062,7 +1100,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_enqueue_shared_queue",
         |mut c: C<'_>, id: u32, vptr: u32, vlen: u32| -> Result<u32> {
-            tally(&c, "proxy_enqueue_shared_queue");
+            let _host = tally(&c, "proxy_enqueue_shared_queue");
             let Some(value) = read(&mut c, vptr, vlen) else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -1082,7 +1120,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_continue_stream",
         |mut c: C<'_>, stream_type: u32| -> Result<u32> {
-            tally(&c, "proxy_continue_stream");
+            let _host = tally(&c, "proxy_continue_stream");
             Ok(continue_stream(&mut c, stream_type))
         },
     )?;
@@ -1090,7 +1128,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_continue_request",
         |mut c: C<'_>| -> Result<u32> {
-            tally(&c, "proxy_continue_request");
+            let _host = tally(&c, "proxy_continue_request");
             Ok(continue_stream(&mut c, 0))
         },
     )?;
@@ -1098,7 +1136,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_continue_response",
         |mut c: C<'_>| -> Result<u32> {
-            tally(&c, "proxy_continue_response");
+            let _host = tally(&c, "proxy_continue_response");
             kong_nyi(&c, "proxy_continue_response")?;
             Ok(continue_stream(&mut c, 1))
         },
@@ -1107,7 +1145,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_close_stream",
         |mut c: C<'_>, stream_type: u32| -> Result<u32> {
-            tally(&c, "proxy_close_stream");
+            let _host = tally(&c, "proxy_close_stream");
             kong_nyi(&c, "proxy_close_stream")?;
             if stream_type > 3 {
                 return Ok(BAD_ARGUMENT);
@@ -1122,7 +1160,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         },
     )?;
     l.func_wrap(env, "proxy_clear_route_cache", |c: C<'_>| -> Result<u32> {
-        tally(&c, "proxy_clear_route_cache");
+        let _host = tally(&c, "proxy_clear_route_cache");
         kong_nyi(&c, "proxy_clear_route_cache")?;
         Ok(OK)
     })?;
@@ -1139,7 +1177,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
          hlen: u32,
          _grpc: i32|
          -> Result<u32> {
-            tally(&c, "proxy_send_local_response");
+            let _host = tally(&c, "proxy_send_local_response");
             let (Some(details), Some(body), Some(hbytes)) = (
                 read_str(&mut c, dptr, dlen),
                 read(&mut c, bptr, blen),
@@ -1202,7 +1240,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
          timeout_ms: u32,
          token_ptr: u32|
          -> Result<u32> {
-            tally(&c, "proxy_http_call");
+            let _host = tally(&c, "proxy_http_call");
             let (Some(upstream), Some(hbytes), Some(body), Some(tbytes)) = (
                 read_str(&mut c, uptr, ulen),
                 read(&mut c, hptr, hlen),
@@ -1298,7 +1336,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
          _: u32,
          _: u32|
          -> Result<u32> {
-            tally(&c, "proxy_grpc_call");
+            let _host = tally(&c, "proxy_grpc_call");
             kong_nyi(&c, "proxy_grpc_call")?;
             Ok(UNIMPLEMENTED)
         },
@@ -1317,7 +1355,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
          _: u32,
          _: u32|
          -> Result<u32> {
-            tally(&c, "proxy_grpc_stream");
+            let _host = tally(&c, "proxy_grpc_stream");
             kong_nyi(&c, "proxy_grpc_stream")?;
             Ok(UNIMPLEMENTED)
         },
@@ -1326,7 +1364,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_grpc_send",
         |c: C<'_>, _: u32, _: u32, _: u32, _: u32| -> Result<u32> {
-            tally(&c, "proxy_grpc_send");
+            let _host = tally(&c, "proxy_grpc_send");
             kong_nyi(&c, "proxy_grpc_send")?;
             Ok(UNIMPLEMENTED)
         },
@@ -1335,13 +1373,13 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_grpc_cancel",
         |c: C<'_>, _: u32| -> Result<u32> {
-            tally(&c, "proxy_grpc_cancel");
+            let _host = tally(&c, "proxy_grpc_cancel");
             kong_nyi(&c, "proxy_grpc_cancel")?;
             Ok(UNIMPLEMENTED)
         },
     )?;
     l.func_wrap(env, "proxy_grpc_close", |c: C<'_>, _: u32| -> Result<u32> {
-        tally(&c, "proxy_grpc_close");
+        let _host = tally(&c, "proxy_grpc_close");
         kong_nyi(&c, "proxy_grpc_close")?;
         Ok(UNIMPLEMENTED)
     })?;
@@ -1349,7 +1387,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_status",
         |mut c: C<'_>, code_ptr: u32, ptr_ptr: u32, size_ptr: u32| -> Result<u32> {
-            tally(&c, "proxy_get_status");
+            let _host = tally(&c, "proxy_get_status");
             kong_nyi(&c, "proxy_get_status")?;
             let code = c
                 .data()
@@ -1370,7 +1408,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_set_effective_context",
         |mut c: C<'_>, ctx: u32| -> Result<u32> {
-            tally(&c, "proxy_set_effective_context");
+            let _host = tally(&c, "proxy_set_effective_context");
             let s = c.data_mut();
             if s.kong() {
                 // ngx_wasm_module: a no-op (each callback already runs in its own context)
@@ -1392,13 +1430,13 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_call_foreign_function",
         |c: C<'_>, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32| -> Result<u32> {
-            tally(&c, "proxy_call_foreign_function");
+            let _host = tally(&c, "proxy_call_foreign_function");
             kong_nyi(&c, "proxy_call_foreign_function")?;
             Ok(NOT_FOUND)
         },
     )?;
     l.func_wrap(env, "proxy_done", |c: C<'_>| -> Result<u32> {
-        tally(&c, "proxy_done");
+        let _host = tally(&c, "proxy_done");
         kong_nyi(&c, "proxy_done")?;
         Ok(NOT_FOUND)
     })?;
@@ -1408,7 +1446,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_define_metric",
         |mut c: C<'_>, kind: u32, nptr: u32, nlen: u32, id_ptr: u32| -> Result<u32> {
-            tally(&c, "proxy_define_metric");
+            let _host = tally(&c, "proxy_define_metric");
             if kind > 2 {
                 return Ok(BAD_ARGUMENT);
             }
@@ -1442,7 +1480,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_increment_metric",
         |c: C<'_>, id: u32, delta: i64| -> Result<u32> {
-            tally(&c, "proxy_increment_metric");
+            let _host = tally(&c, "proxy_increment_metric");
             let mut m = lock(&c.data().host.metrics);
             let Some(metric) = (id as usize).checked_sub(1).and_then(|i| m.list.get_mut(i)) else {
                 return Ok(NOT_FOUND);
@@ -1458,7 +1496,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_record_metric",
         |c: C<'_>, id: u32, value: u64| -> Result<u32> {
-            tally(&c, "proxy_record_metric");
+            let _host = tally(&c, "proxy_record_metric");
             let mut m = lock(&c.data().host.metrics);
             let Some(metric) = (id as usize).checked_sub(1).and_then(|i| m.list.get_mut(i)) else {
                 return Ok(NOT_FOUND);
@@ -1471,7 +1509,7 @@ pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<State>> 
         env,
         "proxy_get_metric",
         |mut c: C<'_>, id: u32, ret: u32| -> Result<u32> {
-            tally(&c, "proxy_get_metric");
+            let _host = tally(&c, "proxy_get_metric");
             let value = {
                 let m = lock(&c.data().host.metrics);
                 match (id as usize).checked_sub(1).and_then(|i| m.list.get(i)) {
@@ -1581,7 +1619,7 @@ fn define_wasi(l: &mut Linker<State>) -> Result<()> {
         WASI,
         "fd_write",
         |mut c: C<'_>, fd: u32, iovs: u32, n: u32, written_ptr: u32| -> Result<u32> {
-            tally(&c, "fd_write");
+            let _host = tally(&c, "fd_write");
             if fd != 1 && fd != 2 {
                 return Ok(ERRNO_BADF);
             }
@@ -1609,19 +1647,19 @@ fn define_wasi(l: &mut Linker<State>) -> Result<()> {
         WASI,
         "fd_read",
         |c: C<'_>, _: u32, _: u32, _: u32, _: u32| -> u32 {
-            tally(&c, "fd_read");
+            let _host = tally(&c, "fd_read");
             ERRNO_BADF
         },
     )?;
     l.func_wrap(WASI, "fd_close", |c: C<'_>, _: u32| -> u32 {
-        tally(&c, "fd_close");
+        let _host = tally(&c, "fd_close");
         ERRNO_BADF
     })?;
     l.func_wrap(
         WASI,
         "fd_seek",
         |c: C<'_>, _: u32, _: i64, _: u32, _: u32| -> u32 {
-            tally(&c, "fd_seek");
+            let _host = tally(&c, "fd_seek");
             ERRNO_BADF
         },
     )?;
@@ -1629,7 +1667,7 @@ fn define_wasi(l: &mut Linker<State>) -> Result<()> {
         WASI,
         "fd_fdstat_get",
         |mut c: C<'_>, fd: u32, ptr: u32| -> u32 {
-            tally(&c, "fd_fdstat_get");
+            let _host = tally(&c, "fd_fdstat_get");
             if fd > 2 {
                 return ERRNO_BADF;
             }
@@ -1646,14 +1684,14 @@ fn define_wasi(l: &mut Linker<State>) -> Result<()> {
         },
     )?;
     l.func_wrap(WASI, "fd_prestat_get", |c: C<'_>, _: u32, _: u32| -> u32 {
-        tally(&c, "fd_prestat_get");
+        let _host = tally(&c, "fd_prestat_get");
         ERRNO_BADF
     })?;
     l.func_wrap(
         WASI,
         "fd_prestat_dir_name",
         |c: C<'_>, _: u32, _: u32, _: u32| -> u32 {
-            tally(&c, "fd_prestat_dir_name");
+            let _host = tally(&c, "fd_prestat_dir_name");
             ERRNO_BADF
         },
     )?;
@@ -1661,7 +1699,7 @@ fn define_wasi(l: &mut Linker<State>) -> Result<()> {
         WASI,
         "clock_time_get",
         |mut c: C<'_>, id: u32, _precision: i64, ret: u32| -> u32 {
-            tally(&c, "clock_time_get");
+            let _host = tally(&c, "clock_time_get");
             if id > 3 {
                 return ERRNO_INVAL;
             }
@@ -1677,7 +1715,7 @@ fn define_wasi(l: &mut Linker<State>) -> Result<()> {
         WASI,
         "clock_res_get",
         |mut c: C<'_>, _: u32, ret: u32| -> u32 {
-            tally(&c, "clock_res_get");
+            let _host = tally(&c, "clock_res_get");
             if write(&mut c, ret, &1u64.to_le_bytes()) {
                 ERRNO_SUCCESS
             } else {
@@ -1689,7 +1727,7 @@ fn define_wasi(l: &mut Linker<State>) -> Result<()> {
         WASI,
         "random_get",
         |mut c: C<'_>, ptr: u32, len: u32| -> u32 {
-            tally(&c, "random_get");
+            let _host = tally(&c, "random_get");
             let mut bytes = Vec::with_capacity(len as usize + 8);
             while bytes.len() < len as usize {
                 let r = c.data_mut().next_random();
@@ -1717,26 +1755,26 @@ fn define_wasi(l: &mut Linker<State>) -> Result<()> {
         )?;
     }
     l.func_wrap(WASI, "environ_get", |c: C<'_>, _: u32, _: u32| -> u32 {
-        tally(&c, "environ_get");
+        let _host = tally(&c, "environ_get");
         ERRNO_SUCCESS
     })?;
     l.func_wrap(WASI, "args_get", |c: C<'_>, _: u32, _: u32| -> u32 {
-        tally(&c, "args_get");
+        let _host = tally(&c, "args_get");
         ERRNO_SUCCESS
     })?;
     l.func_wrap(WASI, "proc_exit", |c: C<'_>, code: u32| -> Result<()> {
-        tally(&c, "proc_exit");
+        let _host = tally(&c, "proc_exit");
         bail!("proc_exit({code}) called by the module")
     })?;
     l.func_wrap(WASI, "sched_yield", |c: C<'_>| -> u32 {
-        tally(&c, "sched_yield");
+        let _host = tally(&c, "sched_yield");
         ERRNO_SUCCESS
     })?;
     l.func_wrap(
         WASI,
         "poll_oneoff",
         |c: C<'_>, _: u32, _: u32, _: u32, _: u32| -> u32 {
-            tally(&c, "poll_oneoff");
+            let _host = tally(&c, "poll_oneoff");
             ERRNO_NOSYS
         },
     )?;

@@ -62,7 +62,7 @@ mod host;
 mod http;
 pub mod scale;
 
-pub use abi::{count_host_calls, take_host_calls};
+pub use abi::{count_host_calls, take_host_calls, take_host_time, time_host_calls};
 pub use filter::{Filter, KONG_AUTHORITY};
 pub use host::{Host, KongLocation, LogEntry, LogLevel, Metric, Profile, DEFAULT_UNIX_TIME};
 pub use http::{Callout, CalloutReply, Headers, Outcome, Request, RequestState, Response};
