@@ -269,7 +269,7 @@ fn hex_digit(b: u8) -> Option<u8> {
 /// Such a path is never matched by a route rule or a permission activity and never sent to
 /// the authorization service. A `?` ends the path: callers may pass `:path` as it is.
 pub fn ambiguous_path(path: &str) -> bool {
-    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let path = crate::wire::split_once_byte(path, b'?').map_or(path, |(p, _)| p);
     let raw = path.as_bytes();
     let encoded = raw.windows(3).any(|w| match w {
         [b'%', h, l] => matches!(

@@ -2,6 +2,7 @@
 //! cookies, API keys in headers and query parameters. Also the rewrites that hide them.
 
 use crate::config::Policy;
+use crate::wire::{split_byte, split_once_byte};
 use std::borrow::Cow;
 
 /// Where a credential was found (names borrowed from the request, unless decoded).
@@ -165,7 +166,7 @@ fn decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
 
 /// Split `:path` into path and query (without `?`).
 pub fn split_path(path: &str) -> (&str, &str) {
-    match path.split_once('?') {
+    match crate::wire::split_once_byte(path, b'?') {
         Some((p, q)) => (p, q),
         None => (path, ""),
     }
@@ -174,16 +175,18 @@ pub fn split_path(path: &str) -> (&str, &str) {
 /// Query parameters as (decoded name, decoded value, raw pair); a name or value with nothing
 /// to decode is borrowed.
 pub fn query_params(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>, &str)> {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(n, true), decode(v, true), pair)
-    })
+    split_byte(query, b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (n, v) = split_once_byte(pair, b'=').unwrap_or((pair, ""));
+            (decode(n, true), decode(v, true), pair)
+        })
 }
 
 /// Cookies of one `cookie` header value as (name, value).
 pub fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
-    header.split(';').filter_map(|c| {
-        let (n, v) = c.split_once('=')?;
+    split_byte(header, b';').filter_map(|c| {
+        let (n, v) = split_once_byte(c, b'=')?;
         let v = v.trim();
         let v = v
             .strip_prefix('"')
@@ -249,8 +252,8 @@ pub fn extract_into<'a>(
     if wanted && !query.is_empty() {
         // As `query_params` reads them, but a value is decoded only when its name is one of
         // the configured ones (most parameters are not).
-        for pair in query.split('&') {
-            let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
+        for pair in split_byte(query, b'&') {
+            let (n, v) = split_once_byte(pair, b'=').unwrap_or((pair, ""));
             if v.is_empty() {
                 continue;
             }

@@ -190,6 +190,71 @@ pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         && word(ta) == word(tb)
 }
 
+/// The position of the first `needle` in `hay`, eight bytes at a time. `str::split_once` and
+/// `str::split` with a `char` set up a `CharSearcher` each time: ~170 instructions natively
+/// for a 20-byte `:path`, and a cached request searched four times (the path's `?`, the
+/// query's `&` and `=`).
+pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let pattern = u64::from(needle).wrapping_mul(ONES);
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0usize;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w) ^ pattern;
+        // Nonzero exactly when a byte of `x` is zero, i.e. `c` holds `needle`.
+        if x.wrapping_sub(ONES) & !x & (ONES << 7) != 0 {
+            return c
+                .iter()
+                .position(|b| *b == needle)
+                .map(|i| base.saturating_add(i));
+        }
+        base = base.saturating_add(8);
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|b| *b == needle)
+        .map(|i| base.saturating_add(i))
+}
+
+/// `s.split_once(sep)` for an ASCII `sep`, with [`find_byte`].
+pub fn split_once_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let at = find_byte(s.as_bytes(), sep)?;
+    // An ASCII byte of a `str` is a character boundary on both sides.
+    Some((s.get(..at)?, s.get(at.checked_add(1)?..)?))
+}
+
+/// `s.split(sep)` for an ASCII `sep`, with [`find_byte`]: the same pieces, empty ones
+/// included (one empty piece for an empty `s`).
+pub fn split_byte(s: &str, sep: u8) -> SplitByte<'_> {
+    SplitByte { rest: Some(s), sep }
+}
+
+/// The iterator of [`split_byte`].
+pub struct SplitByte<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> Iterator for SplitByte<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        match split_once_byte(rest, self.sep) {
+            Some((piece, tail)) => {
+                self.rest = Some(tail);
+                Some(piece)
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +298,44 @@ mod tests {
     }
 
     /// Equal and unequal slices of every length up to 40, differing at every position.
+    /// `find_byte`, `split_once_byte` and `split_byte` against `str`'s own on every string up
+    /// to 20 characters over an alphabet of the separators, a letter and a two-byte character.
+    #[test]
+    fn byte_searches_are_strs() {
+        let alphabet = ['?', '&', '=', 'a', 'é'];
+        let mut strings = vec![String::new()];
+        let mut frontier = vec![String::new()];
+        for len in 1..=20 {
+            let mut next = Vec::new();
+            for s in &frontier {
+                for (i, c) in alphabet.iter().enumerate() {
+                    // All strings up to 6 characters, then a sample of longer ones.
+                    if len > 6 && (s.len() + i) % 5 != 0 {
+                        continue;
+                    }
+                    let mut t = s.clone();
+                    t.push(*c);
+                    next.push(t);
+                }
+            }
+            next.truncate(4000);
+            strings.extend(next.iter().cloned());
+            frontier = next;
+        }
+        for s in &strings {
+            for sep in [b'?', b'&', b'=', b'z'] {
+                let c = char::from(sep);
+                assert_eq!(find_byte(s.as_bytes(), sep), s.find(c), "{s:?} {c}");
+                assert_eq!(split_once_byte(s, sep), s.split_once(c), "{s:?} {c}");
+                assert_eq!(
+                    split_byte(s, sep).collect::<Vec<_>>(),
+                    s.split(c).collect::<Vec<_>>(),
+                    "{s:?} {c}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn same_bytes_is_equality() {
         for len in 0..40usize {

@@ -172,7 +172,10 @@ fn host_call_time_is_summed_only_while_timing() {
     let spent = take_host_time();
     let again = take_host_time();
     time_host_calls(false);
-    assert!(spent > Duration::ZERO && spent < all, "{spent:?} of {all:?}");
+    assert!(
+        spent > Duration::ZERO && spent < all,
+        "{spent:?} of {all:?}"
+    );
     assert_eq!(again, Duration::ZERO, "taken: restarts from zero");
     let _ = run(&mut f, web("/api/v1/orders?page=2"));
     assert_eq!(take_host_time(), Duration::ZERO, "timing stopped");
