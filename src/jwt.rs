@@ -91,10 +91,15 @@ impl<'de> serde::Deserialize<'de> for StrictObject {
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<StrictObject, A::Error> {
                 let mut map = Map::new();
                 while let Some((k, v)) = access.next_entry::<String, Value>()? {
-                    if map.contains_key(&k) {
-                        return Err(serde::de::Error::custom("duplicate member"));
+                    // One search of the map per member (not one to check, one to insert).
+                    match map.entry(k) {
+                        serde_json::map::Entry::Occupied(_) => {
+                            return Err(serde::de::Error::custom("duplicate member"));
+                        }
+                        serde_json::map::Entry::Vacant(slot) => {
+                            slot.insert(v);
+                        }
                     }
-                    map.insert(k, v);
                 }
                 Ok(StrictObject(map))
             }
