@@ -72,6 +72,7 @@ impl Credential {
 
 /// The payload segment a verified token keeps: only what `forward_payload_header` will send
 /// (the cache is per policy; nothing else reads it).
+#[inline(never)]
 fn kept_payload(policy: &Policy, token: &Token<'_>) -> String {
     if policy.forward_payload_header.is_some() {
         token.payload_segment.to_owned()
@@ -189,6 +190,8 @@ pub struct Signals {
 }
 
 /// Reply with a JSON `{"message": ...}` body.
+#[cold]
+#[inline(never)]
 fn message_body(msg: &str) -> String {
     serde_json::json!({ "message": msg }).to_string()
 }
@@ -203,6 +206,8 @@ enum Scheme {
     Key,
 }
 
+#[cold]
+#[inline(never)]
 fn www_authenticate(policy: &Policy, scheme: Scheme) -> String {
     match (scheme, &policy.realm) {
         (Scheme::Bearer, None) => "Bearer".to_owned(),
@@ -224,6 +229,8 @@ struct AuthFailure {
 }
 
 impl AuthFailure {
+    #[cold]
+    #[inline(never)]
     fn token(msg: &str) -> Self {
         AuthFailure {
             scheme: Scheme::InvalidToken,
@@ -247,6 +254,8 @@ enum Auth<'p> {
     Wait(usize),
 }
 
+#[cold]
+#[inline(never)]
 fn forbidden(consumer: &Consumer, reason: &str) -> Outcome<'static> {
     Outcome::Deny(Denial {
         status: 403,
@@ -334,6 +343,7 @@ fn pipeline<'a>(
 }
 
 /// Header names in lowercase, when any is not (`None`: the view is fine as it is).
+#[inline(never)]
 fn lowercase_names<'a>(req: &RequestView<'a>) -> Option<Vec<(String, &'a str)>> {
     req.headers
         .iter()
@@ -554,6 +564,7 @@ fn upstream_headers<'a>(
 }
 
 /// Stage 7: `hide_credentials`: the credential blanked (header, cookie) or cut (query).
+#[inline(never)]
 fn hide_credentials<'a>(
     policy: &Policy,
     req: &RequestView<'a>,
@@ -631,6 +642,7 @@ fn callout<'a>(
 /// clears that very header (hosts match names case-insensitively, `_` and `-` apart). `Err`
 /// names (lowercase, with `-`) the reserved header of the first header in request order whose
 /// reserved header was sent more than once, in any spelling. `headers` have lowercase names.
+#[inline(never)]
 fn client_reserved<'a>(
     policy: &Policy,
     headers: &[Header<'a>],
@@ -803,6 +815,7 @@ fn authenticate_api_key<'p>(policy: &'p Policy, key: &str) -> Auth<'p> {
 }
 
 /// The key set a provider's tokens are checked against, or why there is none.
+#[inline(never)]
 fn provider_keys<'a>(
     policy: &'a Policy,
     provider: usize,
@@ -836,6 +849,8 @@ fn still_valid(policy: &Policy, env: &dyn Env, v: &VerifiedToken) -> bool {
     }
 }
 
+#[cold]
+#[inline(never)]
 fn parse_failure(e: ParseError) -> Auth<'static> {
     Auth::Fail(AuthFailure::token(match e {
         ParseError::TooLarge => "Bad token; too large",
@@ -948,6 +963,7 @@ fn check_verified(policy: &Policy, v: Arc<VerifiedToken>, now: f64) -> Auth<'_> 
 }
 
 /// Parse, find the credential or provider key, and verify the signature.
+#[inline(never)]
 fn verify_fresh(
     policy: &Policy,
     raw: &str,
