@@ -166,7 +166,7 @@ fn decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
 
 /// Split `:path` into path and query (without `?`).
 pub fn split_path(path: &str) -> (&str, &str) {
-    match crate::wire::split_once_byte(path, b'?') {
+    match split_once_byte(path, b'?') {
         Some((p, q)) => (p, q),
         None => (path, ""),
     }
