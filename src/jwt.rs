@@ -178,10 +178,175 @@ fn decode_segment(seg: &str) -> Result<Vec<u8>, ParseError> {
     decode_base64url(seg.as_bytes()).ok_or(ParseError::InvalidJson)
 }
 
+/// A header's or the claims' JSON object: [`flat_object`] when it can read it, else the JSON
+/// parse ([`strict_object`]), which reads what `flat_object` reads the same way.
 fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, ParseError> {
+    match flat_object(bytes) {
+        Some(map) => Ok(map),
+        None => strict_object(bytes),
+    }
+}
+
+/// The JSON parse of an object without duplicate top-level members.
+pub fn strict_object(bytes: &[u8]) -> Result<Map<String, Value>, ParseError> {
     serde_json::from_slice::<StrictObject>(bytes)
         .map(|o| o.0)
         .map_err(|_| ParseError::InvalidJson)
+}
+
+/// The usual claims object read without the JSON parser: members whose values are strings
+/// without escapes, integers of up to 19 digits, `true`, `false`, `null`, or arrays of
+/// those; JSON whitespace anywhere between them. `None` for anything else (an escape, a
+/// control character, a fraction or exponent, a negative or longer number, a nested array or
+/// object, a duplicate member, a syntax error), which then goes through [`strict_object`]: it
+/// gives the same map for everything this accepts (a unit test and the fuzz target `token`
+/// compare the two). serde_json's generic parse was ~1.7 µs of a new token's module code in
+/// the cold harness (docs/PERFORMANCE.md).
+pub fn flat_object(bytes: &[u8]) -> Option<Map<String, Value>> {
+    let mut c = Cursor { bytes, at: 0 };
+    let mut map = Map::new();
+    c.expect(b'{')?;
+    if !c.eat(b'}') {
+        loop {
+            c.expect(b'"')?;
+            let name = c.string()?;
+            c.expect(b':')?;
+            let value = c.scalar_or_array()?;
+            match map.entry(name) {
+                serde_json::map::Entry::Occupied(_) => return None,
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+            }
+            if c.eat(b'}') {
+                break;
+            }
+            c.expect(b',')?;
+        }
+    }
+    c.skip_whitespace();
+    (c.at == bytes.len()).then_some(map)
+}
+
+/// [`flat_object`]'s position in its input.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    /// Moves past `n` bytes (never beyond `usize::MAX`: `at` stays an index or past the end).
+    fn bump(&mut self, n: usize) {
+        self.at = self.at.saturating_add(n);
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.bytes.get(self.at) {
+            self.bump(1);
+        }
+    }
+
+    /// After any whitespace, the next byte, consumed.
+    fn next(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        let b = self.bytes.get(self.at).copied()?;
+        self.bump(1);
+        Some(b)
+    }
+
+    fn expect(&mut self, want: u8) -> Option<()> {
+        (self.next()? == want).then_some(())
+    }
+
+    /// Consumes `want` (after any whitespace) if it is next.
+    fn eat(&mut self, want: u8) -> bool {
+        self.skip_whitespace();
+        let next = self.bytes.get(self.at) == Some(&want);
+        if next {
+            self.bump(1);
+        }
+        next
+    }
+
+    /// The rest of a string whose opening quote was consumed: no escape, no control
+    /// character, valid UTF-8.
+    fn string(&mut self) -> Option<String> {
+        let rest = self.bytes.get(self.at..)?;
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let (text, after) = rest.split_at(len);
+        if after.first() != Some(&b'"') {
+            return None;
+        }
+        let text = std::str::from_utf8(text).ok()?;
+        self.bump(len.saturating_add(1));
+        Some(text.to_owned())
+    }
+
+    /// A value: a scalar, or an array of scalars.
+    fn scalar_or_array(&mut self) -> Option<Value> {
+        self.skip_whitespace();
+        if self.bytes.get(self.at) != Some(&b'[') {
+            return self.scalar();
+        }
+        self.bump(1);
+        let mut items = Vec::new();
+        if !self.eat(b']') {
+            loop {
+                items.push(self.scalar()?);
+                if self.eat(b']') {
+                    break;
+                }
+                self.expect(b',')?;
+            }
+        }
+        Some(Value::Array(items))
+    }
+
+    /// A string without escapes, an integer of up to 19 digits, `true`, `false` or `null`.
+    fn scalar(&mut self) -> Option<Value> {
+        match self.next()? {
+            b'"' => self.string().map(Value::String),
+            b't' => self.literal(b"rue", Value::Bool(true)),
+            b'f' => self.literal(b"alse", Value::Bool(false)),
+            b'n' => self.literal(b"ull", Value::Null),
+            first @ b'0'..=b'9' => {
+                let mut n = u64::from(first.wrapping_sub(b'0'));
+                let start = self.at;
+                while let Some(&d @ b'0'..=b'9') = self.bytes.get(self.at) {
+                    // A leading zero is not JSON.
+                    if n == 0 {
+                        return None;
+                    }
+                    // No overflow in 19 digits (checked below): a checked multiplication is
+                    // a 128-bit libcall in wasm32.
+                    n = n
+                        .wrapping_mul(10)
+                        .wrapping_add(u64::from(d.wrapping_sub(b'0')));
+                    self.bump(1);
+                }
+                // Twenty digits or more may not fit: the JSON parse's.
+                if self.at.saturating_sub(start) >= 19 {
+                    return None;
+                }
+                // A fraction or an exponent: the JSON parse's (as a float).
+                if let Some(b'.' | b'e' | b'E') = self.bytes.get(self.at) {
+                    return None;
+                }
+                Some(Value::Number(n.into()))
+            }
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, rest: &[u8], value: Value) -> Option<Value> {
+        let end = self.at.checked_add(rest.len())?;
+        (self.bytes.get(self.at..end)? == rest).then(|| {
+            self.at = end;
+            value
+        })
+    }
 }
 
 /// The three `.`-separated segments of a compact JWS (`None` unless there are exactly two
@@ -421,7 +586,7 @@ mod tests {
                 let h = form.replace('A', alg);
                 let t = tok(&h, r#"{"iss":"a"}"#, "c2ln");
                 // The JSON parse alone, as before the usual forms were recognised.
-                let by_json = json_object(h.as_bytes()).and_then(|map| {
+                let by_json = strict_object(h.as_bytes()).and_then(|map| {
                     if map.contains_key("crit") {
                         return Err(ParseError::InvalidJson);
                     }
@@ -453,6 +618,106 @@ mod tests {
         }
         // HS256, HS384, RS256, ES256, EdDSA in each of the three usual forms.
         assert_eq!(usual, 15);
+    }
+
+    /// `flat_object` must read what it accepts exactly as the JSON parse does, and leave the
+    /// rest to it.
+    fn same_as_json(text: &[u8]) -> bool {
+        let flat = flat_object(text);
+        if let Some(map) = &flat {
+            assert_eq!(
+                Ok(map),
+                strict_object(text).as_ref(),
+                "{}",
+                text.escape_ascii()
+            );
+        }
+        assert_eq!(
+            json_object(text),
+            strict_object(text),
+            "{}",
+            text.escape_ascii()
+        );
+        flat.is_some()
+    }
+
+    #[test]
+    fn flat_objects_read_as_the_json_parse_reads_them() {
+        let read = [
+            r#"{}"#,
+            r#" { } "#,
+            r#"{"iss":"web-key","sub":"user-17","iat":1799999990,"exp":1800000600}"#,
+            r#"{ "iss" : "a" , "n" : 0 ,"t":true,"f":false,"z":null }"#,
+            "{\n\t\"aud\":\r[\"a\", \"b\"],\"e\":[],\"m\":[1,true,null,\"x\"]}\n",
+            r#"{"exp":9999999999999999999}"#,
+            r#"{"name":"Zoë 東京","":""}"#,
+            r#"{"groups":["first-party"]}"#,
+        ];
+        for text in read {
+            assert!(same_as_json(text.as_bytes()), "not read: {text}");
+        }
+        let left = [
+            r#"{"exp":18446744073709551615}"#,
+            r#"{"exp":18446744073709551616}"#,
+            r#"{"exp":10000000000000000000}"#,
+            r#"{"exp":-1}"#,
+            r#"{"exp":-0}"#,
+            r#"{"exp":1.5}"#,
+            r#"{"exp":1e3}"#,
+            r#"{"exp":1E3}"#,
+            r#"{"exp":01}"#,
+            r#"{"exp":00}"#,
+            r#"{"a":"\u0041"}"#,
+            r#"{"a":"\""}"#,
+            "{\"a\":\"\u{1}\"}",
+            "{\"a\":\"\t\"}",
+            r#"{"a":{"b":1}}"#,
+            r#"{"a":[[1]]}"#,
+            r#"{"a":[{}]}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":1}x"#,
+            r#"{"a":1}}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":truex}"#,
+            r#"{"a":nul}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{a:1}"#,
+            r#"["a"]"#,
+            r#""a""#,
+            r#"{"a":1"#,
+            r#"{"a":"1}"#,
+            "",
+            "{",
+            "\u{c}{}",
+        ];
+        for text in left {
+            assert!(!same_as_json(text.as_bytes()), "read: {text}");
+        }
+        assert!(!same_as_json(b"{\"a\":\"\xff\"}"));
+        assert!(!same_as_json(b"{\"\xc3\":1}"));
+        // Every object one byte away from usual claims (each byte replaced by, or preceded
+        // by, one of the bytes JSON's grammar turns on): read the same or left to the parse.
+        let base = br#"{"iss":"k","exp":10,"aud":["a",7,true],"n":null,"f":false}"#;
+        let bytes = b" \t\n\"\\,:[]{}0123456789-+.eEtrufalsn\x00\x1f\x7f\xc3\xa9\xff";
+        let (mut cases, mut flat) = (0, 0);
+        for at in 0..=base.len() {
+            for &b in bytes {
+                let mut replaced = base.to_vec();
+                if at < base.len() {
+                    replaced[at] = b;
+                    cases += 1;
+                    flat += usize::from(same_as_json(&replaced));
+                }
+                let mut inserted = base.to_vec();
+                inserted.insert(at, b);
+                cases += 1;
+                flat += usize::from(same_as_json(&inserted));
+            }
+        }
+        assert!(cases > 4000 && flat > 1000, "{cases} cases, {flat} read");
     }
 
     fn tok(h: &str, p: &str, sig: &str) -> String {

@@ -1,7 +1,9 @@
 //! A token (any bytes) through the JWS parser, then through the whole pipeline from the
 //! `authorization` header, the `jwt` query parameter and the `jwt-token` cookie. The bytes
 //! also go to the parser's base64url decoder, which must decode exactly as the `base64`
-//! crate's `URL_SAFE_NO_PAD` does.
+//! crate's `URL_SAFE_NO_PAD` does, and (as JSON: the bytes, and decoded from base64url, and
+//! a token's payload segment decoded) to the parser's flat-object reader, which must read
+//! exactly what the JSON parse reads wherever it reads anything.
 #![no_main]
 
 use bouncer_fuzz::{policies, request, run};
@@ -15,6 +17,12 @@ fuzz_target!(|data: &[u8]| {
         URL_SAFE_NO_PAD.decode(data).ok()
     );
     let token = String::from_utf8_lossy(data);
+    let payload = bouncer::jwt::segments(&token).and_then(|(_, p, _)| URL_SAFE_NO_PAD.decode(p).ok());
+    for json in [Some(data.to_vec()), URL_SAFE_NO_PAD.decode(data).ok(), payload].into_iter().flatten() {
+        if let Some(map) = bouncer::jwt::flat_object(&json) {
+            assert_eq!(Ok(map), bouncer::jwt::strict_object(&json));
+        }
+    }
     if let Ok(t) = bouncer::jwt::parse(&token, 8192) {
         assert!(token.starts_with(t.signing_input));
     }
