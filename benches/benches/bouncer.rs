@@ -13,6 +13,9 @@
 //!   time to configure 10,000 and N consumers and linear memory after, and memory per
 //!   consumer for each credential kind (0: skip). `BENCH_SCALE_ONLY=1`: only those rows.
 //! - `BOUNCER_BENCH_WASM`: the filter module to measure (default: the release build).
+//! - `BENCH_COLD_ONLY=1`: only the cold-cache rows (`BENCH_EVICT_KIB`, default 1024, written
+//!   before each request); `BENCH_COLD_BASE=path.wasm` adds another build's rows to them,
+//!   interleaved request by request (two builds compared in one run).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -790,13 +793,16 @@ impl Evictor {
 
 /// The cold-cache rows: the no-op, the host-call floor, cached HS256 and RS256, an API key
 /// and a new HS256 token, in that order, interleaved request by request (so that a slow
-/// stretch of the machine falls on every row alike).
+/// stretch of the machine falls on every row alike). With `other` (a second build of the
+/// filter, `BENCH_COLD_BASE`), its four Bouncer rows follow, interleaved with the rest: two
+/// builds compared in one run, request by request.
 fn cold_rows(
     p: &Params,
     h: &Harness,
+    other: Option<&Harness>,
     noop: &Harness,
     algos: &[Algo],
-) -> Vec<(&'static str, Stats)> {
+) -> Vec<(String, Stats)> {
     use sha2::Digest;
     let hs = &algos[0];
     let rs = algos.iter().find(|a| a.alg == Alg::RS256).unwrap();
@@ -814,7 +820,10 @@ fn cold_rows(
     let host = host();
     let mut fnoop = noop.filter(&host, "").unwrap();
     let mut ffloor = noop.filter(&host, "host-calls:4").unwrap();
-    let mut f = filter(h, &host, &config);
+    let mut filters: Vec<Filter> = std::iter::once(h)
+        .chain(other)
+        .map(|m| filter(m, &host, &config))
+        .collect();
     let hs_token = hs.token(1, &json!({}));
     let rs_token = rs.token(1, &json!({}));
     let samples = (p.samples * 10).max(50);
@@ -824,12 +833,14 @@ fn cold_rows(
     for _ in 0..20 {
         run_ok(&mut fnoop, request(&hs_token));
         run_ok(&mut ffloor, request(&hs_token));
-        run_ok(&mut f, request(&hs_token));
-        run_ok(&mut f, request(&rs_token));
-        run_ok(&mut f, request_to("GET", PATH).header("apikey", key));
+        for f in &mut filters {
+            run_ok(f, request(&hs_token));
+            run_ok(f, request(&rs_token));
+            run_ok(f, request_to("GET", PATH).header("apikey", key));
+        }
     }
     let mut ev = Evictor::new();
-    let mut times: [Vec<f64>; 6] = Default::default();
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); 2 + 4 * filters.len()];
     bouncer_harness::time_host_calls(true);
     for token in &fresh {
         // The module's time: the request's minus its host calls' (the harness's host code,
@@ -846,27 +857,31 @@ fn cold_rows(
         };
         times[0].push(one(&mut fnoop, request(&hs_token)));
         times[1].push(one(&mut ffloor, request(&hs_token)));
-        times[2].push(one(&mut f, request(&hs_token)));
-        times[3].push(one(&mut f, request(&rs_token)));
-        times[4].push(one(&mut f, request_to("GET", PATH).header("apikey", key)));
-        times[5].push(one(&mut f, request(token)));
+        for (i, f) in filters.iter_mut().enumerate() {
+            let row = 2 + 4 * i;
+            times[row].push(one(f, request(&hs_token)));
+            times[row + 1].push(one(f, request(&rs_token)));
+            times[row + 2].push(one(f, request_to("GET", PATH).header("apikey", key)));
+            times[row + 3].push(one(f, request(token)));
+        }
     }
-    let labels = [
-        "no-op filter",
-        "host-call floor (the calls of a cached request)",
-        "cached HS256",
-        "cached RS256",
-        "API key",
-        "new HS256 token",
-    ];
     bouncer_harness::time_host_calls(false);
+    let mut labels = vec![
+        "no-op filter".to_owned(),
+        "host-call floor (the calls of a cached request)".to_owned(),
+    ];
+    for build in ["", " (BENCH_COLD_BASE)"].iter().take(filters.len()) {
+        for row in ["cached HS256", "cached RS256", "API key", "new HS256 token"] {
+            labels.push(format!("{row}{build}"));
+        }
+    }
     labels
         .into_iter()
         .zip(times.into_iter().map(stats))
         .collect()
 }
 
-fn print_cold(cold: &[(&str, Stats)]) {
+fn print_cold(cold: &[(String, Stats)]) {
     println!();
     println!(
         "Cold caches: the module's time per request (the request's minus its host calls'), {} KiB written before each request, rows interleaved:",
@@ -1292,7 +1307,16 @@ fn main() {
         let floor_path =
             bouncer_harness::bouncer_wasm_path().with_file_name("bouncer_bench_floor.wasm");
         eprintln!("bench: cold caches only ({})", wasm.display());
-        print_cold(&cold_rows(&p, &load(&wasm), &load(&floor_path), &algos));
+        let base = std::env::var_os("BENCH_COLD_BASE")
+            .filter(|p| !p.is_empty())
+            .map(|path| load(Path::new(&path)));
+        print_cold(&cold_rows(
+            &p,
+            &load(&wasm),
+            base.as_ref(),
+            &load(&floor_path),
+            &algos,
+        ));
         return;
     }
     let floor_path =
@@ -1325,7 +1349,7 @@ fn main() {
     let opa_rows = opa(&p, &h, hs);
     let (one_cookie, many_cookies, noop_cookies) = cookies(&p, &h, &noop, hs);
     eprintln!("bench: cold caches");
-    let cold = cold_rows(&p, &h, &noop, &algos);
+    let cold = cold_rows(&p, &h, None, &noop, &algos);
     let mem_tokens = env_usize("BENCH_MEMORY_TOKENS", 100_000);
     let mem = (mem_tokens > 0).then(|| {
         eprintln!("bench: memory after {mem_tokens} distinct EdDSA tokens");
