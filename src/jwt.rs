@@ -77,6 +77,18 @@ fn usual_header(bytes: &[u8]) -> Option<(Alg, bool)> {
     Some((Alg::parse(std::str::from_utf8(name).ok()?)?, typ))
 }
 
+/// Inserts a member unless the object has one of that name: one search of the map (not one
+/// to check, one to insert). False for a duplicate.
+fn insert_new(map: &mut Map<String, Value>, name: String, value: Value) -> bool {
+    match map.entry(name) {
+        serde_json::map::Entry::Occupied(_) => false,
+        serde_json::map::Entry::Vacant(slot) => {
+            slot.insert(value);
+            true
+        }
+    }
+}
+
 /// A JSON object that rejects duplicate top-level members.
 struct StrictObject(Map<String, Value>);
 
@@ -91,14 +103,8 @@ impl<'de> serde::Deserialize<'de> for StrictObject {
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<StrictObject, A::Error> {
                 let mut map = Map::new();
                 while let Some((k, v)) = access.next_entry::<String, Value>()? {
-                    // One search of the map per member (not one to check, one to insert).
-                    match map.entry(k) {
-                        serde_json::map::Entry::Occupied(_) => {
-                            return Err(serde::de::Error::custom("duplicate member"));
-                        }
-                        serde_json::map::Entry::Vacant(slot) => {
-                            slot.insert(v);
-                        }
+                    if !insert_new(&mut map, k, v) {
+                        return Err(serde::de::Error::custom("duplicate member"));
                     }
                 }
                 Ok(StrictObject(map))
@@ -205,23 +211,20 @@ pub fn strict_object(bytes: &[u8]) -> Result<Map<String, Value>, ParseError> {
 pub fn flat_object(bytes: &[u8]) -> Option<Map<String, Value>> {
     let mut c = Cursor { bytes, at: 0 };
     let mut map = Map::new();
-    c.expect(b'{')?;
+    c.require(b'{')?;
     if !c.eat(b'}') {
         loop {
-            c.expect(b'"')?;
+            c.require(b'"')?;
             let name = c.string()?;
-            c.expect(b':')?;
+            c.require(b':')?;
             let value = c.scalar_or_array()?;
-            match map.entry(name) {
-                serde_json::map::Entry::Occupied(_) => return None,
-                serde_json::map::Entry::Vacant(slot) => {
-                    slot.insert(value);
-                }
+            if !insert_new(&mut map, name, value) {
+                return None;
             }
             if c.eat(b'}') {
                 break;
             }
-            c.expect(b',')?;
+            c.require(b',')?;
         }
     }
     c.skip_whitespace();
@@ -254,7 +257,8 @@ impl Cursor<'_> {
         Some(b)
     }
 
-    fn expect(&mut self, want: u8) -> Option<()> {
+    /// Consumes `want` (after any whitespace), which must be next.
+    fn require(&mut self, want: u8) -> Option<()> {
         (self.next()? == want).then_some(())
     }
 
@@ -298,7 +302,7 @@ impl Cursor<'_> {
                 if self.eat(b']') {
                     break;
                 }
-                self.expect(b',')?;
+                self.require(b',')?;
             }
         }
         Some(Value::Array(items))
