@@ -88,7 +88,7 @@ fn each_hot_path_stays_under_its_instruction_ceiling() {
 }
 
 // This build (Envoy / Kong): cached HS256 11,431 / 11,805, cached RS256 11,896 / 11,963,
-// API key 29,492 / 29,675 (of which SHA-256's one block ~8,100), new HS256 64,400 / 64,660
+// API key 29,492 / 29,675 (of which SHA-256's one block ~8,100), new HS256 64,420 / 64,680
 // (the claims read by `jwt::flat_object`; 65,062 through serde_json). Before issue 15's fifth
 // pass: 18,805 / 19,211, 24,558 / 24,607, 31,678 / 31,703 and 71,884 / 72,350. The floor
 // module (benches/floor): no-op 1,484, `host-calls` 1,917.
